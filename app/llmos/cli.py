@@ -1,0 +1,378 @@
+"""The headless ``llmos`` command line.
+
+Errors are printed as one or two plain sentences on stderr with exit code 1; ``--debug``
+shows the traceback as well.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+from llmos import __version__
+from llmos.apps.manifest import ManifestError
+from llmos.apps.registry import AppNotFound, AppRegistry
+from llmos.bootstrap import build_driver, build_kernel
+from llmos.config import ENGINES, Settings, SettingsError, load_settings
+from llmos.drivers.base import DriverError, ModelDriver, ModelInfo
+from llmos.kernel.context import PromptTooLarge
+from llmos.kernel.errors import KernelError
+from llmos.kernel.events import TokenStreamed
+
+_USER_ERRORS = (
+    DriverError,
+    KernelError,
+    SettingsError,
+    AppNotFound,
+    ManifestError,
+    PromptTooLarge,
+)
+
+
+def _global_flags() -> argparse.ArgumentParser:
+    # SUPPRESS lets the same flags stand before or after the subcommand.
+    flags = argparse.ArgumentParser(add_help=False)
+    group = flags.add_argument_group("global options")
+    group.add_argument("--data-dir", default=argparse.SUPPRESS, help="where all state lives")
+    group.add_argument(
+        "--ollama-host", default=argparse.SUPPRESS, help="Ollama server (default OLLAMA_HOST)"
+    )
+    group.add_argument("--model", default=argparse.SUPPRESS, help="model to run apps on")
+    group.add_argument(
+        "--engine", choices=ENGINES, default=argparse.SUPPRESS, help="model backend"
+    )
+    group.add_argument(
+        "--num-ctx", type=int, default=argparse.SUPPRESS, help="largest context RAM, in tokens"
+    )
+    group.add_argument(
+        "--parallel", type=int, default=argparse.SUPPRESS, help="model calls at once"
+    )
+    group.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks"
+    )
+    return flags
+
+
+def build_parser() -> argparse.ArgumentParser:
+    flags = _global_flags()
+    parser = argparse.ArgumentParser(
+        prog="llmos",
+        description="LLM-OS: a desktop operating system whose kernel is a local language model.",
+        parents=[flags],
+    )
+    parser.add_argument("--version", action="version", version=f"llmos {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    doctor = commands.add_parser(
+        "doctor", parents=[flags], help="check the model backend, models and data dir"
+    )
+    doctor.add_argument("--json", action="store_true", help="print one JSON object")
+
+    run = commands.add_parser("run", parents=[flags], help="run an app headlessly on one prompt")
+    run.add_argument("app", help="app id, e.g. chat")
+    run.add_argument("--prompt", required=True, help="the user message ('-' reads stdin)")
+    run.add_argument("--json", action="store_true", help="print one JSON object at the end")
+    run.add_argument("--priority", type=int, default=None, help="scheduler priority")
+
+    commands.add_parser("apps", parents=[flags], help="list installed apps")
+
+    models = commands.add_parser("models", parents=[flags], help="list, pull or remove models")
+    model_commands = models.add_subparsers(dest="models_command", metavar="ACTION")
+    model_commands.add_parser("ls", parents=[flags], help="list installed models (default)")
+    pull = model_commands.add_parser("pull", parents=[flags], help="download a model")
+    pull.add_argument("name")
+    rm = model_commands.add_parser("rm", parents=[flags], help="remove a model")
+    rm.add_argument("name")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(
+        {
+            "data_dir": getattr(args, "data_dir", None),
+            "ollama_host": getattr(args, "ollama_host", None),
+            "model": getattr(args, "model", None),
+            "engine": getattr(args, "engine", None),
+            "num_ctx": getattr(args, "num_ctx", None),
+            "parallel": getattr(args, "parallel", None),
+        }
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    debug = bool(getattr(args, "debug", False))
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="llmos: %(levelname)s: %(message)s",
+    )
+    if args.command is None:
+        parser.print_help()
+        return 0
+    handlers: dict[str, Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]] = {
+        "doctor": cmd_doctor,
+        "run": cmd_run,
+        "apps": cmd_apps,
+        "models": cmd_models,
+    }
+    try:
+        settings = _settings(args)
+        return asyncio.run(handlers[args.command](args, settings))
+    except _USER_ERRORS as error:
+        if debug:
+            raise
+        print(f"llmos: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("llmos: interrupted.", file=sys.stderr)
+        return 130
+
+
+# -- doctor ---------------------------------------------------------------------------------
+
+
+async def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
+    report: dict[str, Any] = {
+        "version": __version__,
+        "engine": settings.engine,
+        "host": settings.ollama_host,
+        "reachable": False,
+        "server_version": None,
+        "models": [],
+        "loaded": [],
+        "default_model": settings.model,
+        "data_dir": str(settings.data_dir),
+        "config_file": str(settings.config_file) if settings.config_file else None,
+        "usable": False,
+        "problem": None,
+    }
+    try:
+        driver = build_driver(settings)
+    except DriverError as error:
+        report["problem"] = str(error)
+        return _doctor_out(args, report)
+    report["engine"] = driver.kind
+    try:
+        report["server_version"] = await driver.version()
+        report["reachable"] = True
+        models = await driver.list_models()
+        report["models"] = [_model_json(m) for m in models]
+        report["loaded"] = [m.name for m in await driver.loaded_models()]
+        chat_models = [m.name for m in models if m.can_chat]
+        if settings.model and settings.model not in {m.name for m in models}:
+            report["problem"] = (
+                f"The configured model '{settings.model}' is not installed. "
+                f"Pull it with `llmos models pull {settings.model}`."
+            )
+        elif not chat_models:
+            report["problem"] = (
+                f"No chat model is installed at {driver.location}. Pull one, for example "
+                "`llmos models pull qwen2.5:0.5b`."
+            )
+        else:
+            report["usable"] = True
+    except DriverError as error:
+        report["problem"] = str(error)
+    finally:
+        await driver.close()
+    return _doctor_out(args, report)
+
+
+def _model_json(model: ModelInfo) -> dict[str, Any]:
+    return {
+        "name": model.name,
+        "family": model.family,
+        "parameter_size": model.parameter_size,
+        "quantization": model.quantization,
+        "size_bytes": model.size_bytes,
+        "context_length": model.context_length,
+        "embedding_length": model.embedding_length,
+        "capabilities": sorted(model.capabilities),
+    }
+
+
+def _doctor_out(args: argparse.Namespace, report: dict[str, Any]) -> int:
+    code = 0 if report["usable"] else 1
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return code
+    state = "reachable" if report["reachable"] else "NOT reachable"
+    if report["server_version"]:
+        state += f" (server {report['server_version']})"
+    print(f"LLM-OS {report['version']}")
+    print(f"  engine    {report['engine']}")
+    print(f"  host      {report['host']}  {state}")
+    print(f"  data dir  {report['data_dir']}")
+    print(f"  config    {report['config_file'] or '(none; defaults and environment)'}")
+    if report["models"]:
+        print("  models")
+        _print_models(report["models"], report["loaded"], indent="    ")
+    if report["usable"]:
+        print("OK: a model backend is ready.")
+    else:
+        print(f"Problem: {report['problem']}", file=sys.stderr)
+    return code
+
+
+def _print_models(models: list[dict[str, Any]], loaded: Sequence[str], indent: str = "") -> None:
+    rows = [("NAME", "CONTEXT", "CAPABILITIES", "SIZE", "")]
+    for m in models:
+        rows.append(
+            (
+                m["name"],
+                str(m["context_length"] or "?"),
+                ",".join(m["capabilities"]) or "?",
+                _human_bytes(m["size_bytes"]),
+                "loaded" if m["name"] in loaded else "",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print(indent + "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
+
+
+def _human_bytes(size: int) -> str:
+    if not size:
+        return "-"
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1000:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} TB"
+
+
+# -- run ------------------------------------------------------------------------------------
+
+
+async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    if not prompt.strip():
+        print("llmos: the prompt is empty.", file=sys.stderr)
+        return 1
+    kernel = build_kernel(settings)
+    try:
+        process = await kernel.spawn(args.app, priority=args.priority, model=settings.model)
+        streamed = False
+        if not args.json:
+
+            def show(event: TokenStreamed) -> None:
+                nonlocal streamed
+                if event.pid == process.pid:
+                    streamed = True
+                    sys.stdout.write(event.text)
+                    sys.stdout.flush()
+
+            kernel.bus.subscribe(show, TokenStreamed)
+        result = await kernel.send(process.pid, prompt)
+        kernel.exit(process.pid)
+        if args.json:
+            print(
+                json.dumps(
+                    {
+                        "answer": result.answer,
+                        "pid": result.pid,
+                        "app": process.app.id,
+                        "model": result.model,
+                        "engine": kernel.driver.kind,
+                        "host": kernel.driver.location,
+                        "context": result.usage.as_dict(),
+                        "prompt_tokens_accounted": result.prompt_tokens_accounted,
+                        "prompt_tokens_reported": result.prompt_tokens_reported,
+                        "completion_tokens": result.completion_tokens,
+                        "dropped_turns": result.dropped_turns,
+                        "done_reason": result.done_reason,
+                    },
+                    indent=2,
+                    ensure_ascii=False,
+                )
+            )
+        elif streamed and not result.answer.endswith("\n"):
+            print()
+        if result.done_reason == "length":
+            print(
+                "llmos: the answer was cut at the reserve for answers "
+                f"({process.reserve} tokens).",
+                file=sys.stderr,
+            )
+        return 0
+    finally:
+        await kernel.shutdown()
+
+
+# -- apps and models --------------------------------------------------------------------------
+
+
+async def cmd_apps(args: argparse.Namespace, settings: Settings) -> int:
+    registry = AppRegistry.default(settings.data_dir)
+    rows = [("ID", "NAME", "VERSION", "DESCRIPTION")]
+    rows += [(app.id, app.name, app.version, app.description) for app in registry]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3])), row[3])
+    for problem in registry.errors:
+        print(f"llmos: skipped an app: {problem}", file=sys.stderr)
+    return 0
+
+
+async def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
+    driver = build_driver(settings)
+    try:
+        action = args.models_command or "ls"
+        if action == "pull":
+            return await _pull(driver, args.name)
+        if action == "rm":
+            await driver.delete(args.name)
+            print(f"Removed {args.name}.")
+            return 0
+        models = await driver.list_models()
+        if not models:
+            print(f"No models installed at {driver.location}. Try `llmos models pull NAME`.")
+            return 0
+        loaded = [m.name for m in await driver.loaded_models()]
+        _print_models([_model_json(m) for m in models], loaded)
+        return 0
+    finally:
+        await driver.close()
+
+
+async def _pull(driver: ModelDriver, name: str) -> int:
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
+    tasks: dict[str, Any] = {}
+    with Progress(*columns, transient=False) as progress:
+        async for step in driver.pull(name):
+            if step.digest and step.total:
+                key = step.digest
+                if key not in tasks:
+                    label = f"pulling {step.digest.removeprefix('sha256:')[:12]}"
+                    tasks[key] = progress.add_task(label, total=step.total)
+                progress.update(tasks[key], completed=step.completed or 0, total=step.total)
+            elif step.status:
+                progress.console.print(step.status)
+    print(f"Pulled {name}.")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,142 @@
+"""Settings: one object, from defaults < config file < environment < command-line flags.
+
+The config file is TOML at ``<user config dir>/llmos/config.toml`` (``LLMOS_CONFIG`` names
+another)::
+
+    data_dir = "/home/me/llmos"
+    ollama_host = "127.0.0.1:11434"
+    model = "qwen2.5:0.5b"
+    engine = "auto"          # auto | ollama | embedded
+    num_ctx = 8192           # the largest context RAM a process gets, in tokens
+    parallel = 1             # model calls run at once per backend
+
+Environment: ``OLLAMA_HOST`` (read the way Ollama's own clients read it), ``LLMOS_DATA_DIR``,
+``LLMOS_MODEL``, ``LLMOS_ENGINE``, ``LLMOS_NUM_CTX``, ``LLMOS_PARALLEL``; ``OLLAMA_NUM_PARALLEL``
+sets the default for ``parallel``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from llmos.drivers.ollama_driver import parse_ollama_host
+
+APP_NAME = "llmos"
+ENGINES = ("auto", "ollama", "embedded")
+
+
+class SettingsError(Exception):
+    """A setting is invalid; the message names it and where it came from."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    data_dir: Path
+    ollama_host: str = "http://127.0.0.1:11434"
+    model: str | None = None
+    engine: str = "auto"
+    num_ctx: int = 8192
+    parallel: int = 1
+    config_file: Path | None = None
+    """The config file that was read, if any."""
+
+    def ensure_data_dir(self) -> Path:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        return self.data_dir
+
+
+_ENV = {
+    "LLMOS_DATA_DIR": "data_dir",
+    "OLLAMA_HOST": "ollama_host",
+    "LLMOS_MODEL": "model",
+    "LLMOS_ENGINE": "engine",
+    "LLMOS_NUM_CTX": "num_ctx",
+    "LLMOS_PARALLEL": "parallel",
+}
+_FILE_KEYS = {"data_dir", "ollama_host", "model", "engine", "num_ctx", "parallel"}
+
+
+def default_config_file(env: Mapping[str, str]) -> Path:
+    if env.get("LLMOS_CONFIG"):
+        return Path(env["LLMOS_CONFIG"]).expanduser()
+    return platformdirs.user_config_path(APP_NAME) / "config.toml"
+
+
+def load_settings(
+    flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None
+) -> Settings:
+    """Build the settings. ``flags`` holds command-line values (None means not given).
+
+    Raises:
+        SettingsError: an unknown key or an invalid value, naming its source.
+    """
+    env = os.environ if env is None else env
+    settings = Settings(data_dir=platformdirs.user_data_path(APP_NAME))
+    if env.get("OLLAMA_NUM_PARALLEL"):
+        settings = _apply(settings, {"parallel": env["OLLAMA_NUM_PARALLEL"]}, "OLLAMA_NUM_PARALLEL")
+
+    path = default_config_file(env)
+    if path.is_file():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+            raise SettingsError(f"The config file {path} cannot be read: {error}.") from None
+        unknown = sorted(set(data) - _FILE_KEYS)
+        if unknown:
+            raise SettingsError(
+                f"The config file {path} has unknown settings: {', '.join(unknown)} "
+                f"(known: {', '.join(sorted(_FILE_KEYS))})."
+            )
+        settings = _apply(settings, data, f"the config file {path}")
+        settings = replace(settings, config_file=path)
+
+    for variable, key in _ENV.items():
+        value = env.get(variable)
+        if value:
+            settings = _apply(settings, {key: value}, variable)
+
+    given = {key: value for key, value in (flags or {}).items() if value is not None}
+    return _apply(settings, given, "the command line")
+
+
+def _apply(settings: Settings, values: Mapping[str, Any], source: str) -> Settings:
+    known = {f.name for f in fields(Settings)}
+    changes: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in known:
+            raise SettingsError(f"Unknown setting '{key}' in {source}.")
+        changes[key] = _convert(key, value, source)
+    return replace(settings, **changes)
+
+
+def _convert(key: str, value: Any, source: str) -> Any:
+    if key == "data_dir":
+        return Path(str(value)).expanduser()
+    if key == "ollama_host":
+        return parse_ollama_host(str(value))
+    if key == "engine":
+        engine = str(value).strip().lower()
+        if engine not in ENGINES:
+            raise SettingsError(
+                f"engine must be one of {', '.join(ENGINES)}; {source} says '{value}'."
+            )
+        return engine
+    if key in ("num_ctx", "parallel"):
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            raise SettingsError(f"{key} must be a whole number; {source} says '{value}'.") from None
+        lowest = 256 if key == "num_ctx" else 1
+        if number < lowest:
+            raise SettingsError(f"{key} must be at least {lowest}; {source} says {number}.")
+        return number
+    if key == "model":
+        return str(value).strip() or None
+    return value

@@ -1,0 +1,161 @@
+"""Context RAM: a process's ``num_ctx`` tokens, accounted per segment, and fitting a request
+into it.
+
+A request is laid out as: system prompt, pinned (core) memory, paged-in memory, the
+conversation history, and the tool schemas; ``reserve`` tokens stay free for the answer
+(Ollama's ``num_predict``). The kernel never sends a request whose counted prompt plus the
+reserve, widened by the counter's error margin, exceeds the budget.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from llmos.drivers.base import Message, Tool
+from llmos.kernel.tokens import TokenCounter
+
+BYTES_PER_TOKEN_SHOWN = 5
+"""The seed's rule of thumb for showing context RAM in bytes."""
+
+
+class Segment(StrEnum):
+    SYSTEM = "system"
+    PINNED = "pinned"
+    TOOLS = "tools"
+    HISTORY = "history"
+    PAGED_IN = "paged_in"
+    RESERVE = "reserve"
+
+
+@dataclass(frozen=True, slots=True)
+class ContextUsage:
+    """A snapshot of one process's context RAM, in tokens."""
+
+    budget: int
+    segments: dict[Segment, int] = field(default_factory=dict)
+    exact: bool = False
+    """True when counted by the model's tokenizer, False when estimated and calibrated."""
+
+    @property
+    def used(self) -> int:
+        return sum(self.segments.values())
+
+    @property
+    def free(self) -> int:
+        return max(0, self.budget - self.used)
+
+    @property
+    def prompt(self) -> int:
+        """Tokens of the request itself (everything but the answer's reserve)."""
+        return self.used - self.segments.get(Segment.RESERVE, 0)
+
+    @property
+    def prompt_limit(self) -> int:
+        """The most prompt tokens a request may carry (the budget less the reserve)."""
+        return self.budget - self.segments.get(Segment.RESERVE, 0)
+
+    @property
+    def used_bytes(self) -> int:
+        return self.used * BYTES_PER_TOKEN_SHOWN
+
+    def as_dict(self) -> dict[str, int | bool]:
+        data: dict[str, int | bool] = {s.value: self.segments.get(s, 0) for s in Segment}
+        data.update(used=self.used, free=self.free, budget=self.budget, exact=self.exact)
+        return data
+
+
+class PromptTooLarge(Exception):
+    """The newest turn cannot fit the context RAM even with all older history left out."""
+
+    def __init__(self, *, over_by: int, budget: int, reserve: int) -> None:
+        self.over_by = over_by
+        self.budget = budget
+        self.reserve = reserve
+        super().__init__(
+            f"The message is about {over_by} tokens too large for this process's context RAM "
+            f"({budget} tokens, of which {reserve} are kept for the answer). Shorten it, or "
+            "give the process more context (num_ctx in the settings or --num-ctx)."
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FittedRequest:
+    """What goes to the model, and what it costs."""
+
+    messages: list[Message]
+    usage: ContextUsage
+    dropped_turns: int
+    dropped_messages: int
+
+
+def split_turns(history: Sequence[Message]) -> list[list[Message]]:
+    """Group history into turns: each starts at a user message and runs to the next.
+
+    Messages before the first user message form a turn of their own. Keeping turns whole
+    keeps a tool call with its result.
+    """
+    turns: list[list[Message]] = []
+    for message in history:
+        if message.get("role") == "user" or not turns:
+            turns.append([message])
+        else:
+            turns[-1].append(message)
+    return turns
+
+
+def fit_request(
+    *,
+    budget: int,
+    reserve: int,
+    counter: TokenCounter,
+    system: Sequence[Message] = (),
+    pinned: Sequence[Message] = (),
+    paged_in: Sequence[Message] = (),
+    history: Sequence[Message] = (),
+    tools: Sequence[Tool] | None = None,
+) -> FittedRequest:
+    """Lay out a request that fits ``budget`` tokens, leaving out the oldest turns if needed.
+
+    The system prompt, pinned memory and the newest turn are never left out.
+
+    Raises:
+        PromptTooLarge: when even the newest turn alone does not fit.
+    """
+    segments = {
+        Segment.SYSTEM: sum(counter.message(m) for m in system) + counter.generation_prompt(),
+        Segment.PINNED: sum(counter.message(m) for m in pinned),
+        Segment.TOOLS: counter.tools(tools),
+        Segment.PAGED_IN: sum(counter.message(m) for m in paged_in),
+    }
+    fixed = sum(segments.values())
+    limit = budget - reserve
+    scale = 1.0 + counter.margin
+
+    turns = split_turns(history)
+    kept: list[list[Message]] = []
+    history_tokens = 0
+    for turn in reversed(turns):
+        cost = sum(counter.message(m) for m in turn)
+        if kept and math.ceil((fixed + history_tokens + cost) * scale) > limit:
+            break
+        kept.append(turn)
+        history_tokens += cost
+
+    needed = math.ceil((fixed + history_tokens) * scale)
+    if needed > limit:
+        raise PromptTooLarge(over_by=needed - limit, budget=budget, reserve=reserve)
+
+    kept.reverse()
+    messages = [*system, *pinned, *paged_in, *(m for turn in kept for m in turn)]
+    segments[Segment.HISTORY] = history_tokens
+    segments[Segment.RESERVE] = reserve
+    dropped = turns[: len(turns) - len(kept)]
+    return FittedRequest(
+        messages=messages,
+        usage=ContextUsage(budget=budget, segments=segments, exact=counter.exact),
+        dropped_turns=len(dropped),
+        dropped_messages=sum(len(turn) for turn in dropped),
+    )

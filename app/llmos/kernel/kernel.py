@@ -1,0 +1,530 @@
+"""The kernel: the process table, and every model call as a scheduled syscall.
+
+Qt-free asyncio. The CLI, the desktop and the tests build it the same way (see
+``llmos.bootstrap``) and watch it through the :class:`EventBus`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from llmos.apps.manifest import AppManifest
+from llmos.apps.registry import AppRegistry
+from llmos.drivers.base import (
+    ChatRequest,
+    ChatStats,
+    DriverError,
+    Message,
+    ModelDriver,
+    ModelInfo,
+)
+from llmos.kernel.context import ContextUsage, FittedRequest, PromptTooLarge, fit_request
+from llmos.kernel.errors import (
+    ModelCallFailed,
+    NoSuchProcess,
+    NoUsableModel,
+    ProcessBusy,
+    ProcessGone,
+)
+from llmos.kernel.events import (
+    ContextUsageChanged,
+    EventBus,
+    ProcessExited,
+    ProcessSpawned,
+    ProcessStateChanged,
+    SyscallFinished,
+    SyscallQueued,
+    SyscallStarted,
+    TokenStreamed,
+)
+from llmos.kernel.process import Process, ProcessState
+from llmos.kernel.scheduler import Lease, Scheduler
+from llmos.kernel.tokens import Calibration, TokenCounter
+
+log = logging.getLogger(__name__)
+
+CHAT_SYSCALL = "model.chat"
+_SENT_KEYS = ("role", "content", "images", "tool_calls", "tool_name", "thinking")
+"""Message keys a backend understands; the kernel's own marks (``interrupted``) stay home."""
+
+
+@dataclass(frozen=True, slots=True)
+class TurnResult:
+    """What one user turn produced."""
+
+    pid: int
+    answer: str
+    model: str
+    usage: ContextUsage
+    """The context RAM of the request that produced the answer."""
+    prompt_tokens_accounted: int
+    """The kernel's count of the prompt it sent in the final call of the turn."""
+    prompt_tokens_reported: int | None
+    """The backend's count of the same prompt; None when it gave none."""
+    dropped_turns: int
+    completion_tokens: int
+    done_reason: str
+    preemptions: int
+    tool_calls: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass
+class _Call:
+    """One streamed model call's outcome."""
+
+    parts: list[str]
+    stats: ChatStats | None = None
+    tool_calls: tuple[dict[str, Any], ...] = ()
+    yielded: bool = False
+    first_token_at: float | None = None
+    last_token_at: float | None = None
+
+
+class Kernel:
+    """Runs agent-app processes on one model backend.
+
+    Args:
+        driver: the model backend.
+        apps: installed apps.
+        scheduler: shares the backend's slots.
+        bus: where events are published.
+        default_model: the model to use when an app has no preference (settings' ``model``).
+        num_ctx: the largest context RAM any process gets, in tokens.
+        options: model options sent with every call (temperature, seed, ...).
+    """
+
+    def __init__(
+        self,
+        driver: ModelDriver,
+        *,
+        apps: AppRegistry,
+        scheduler: Scheduler | None = None,
+        bus: EventBus | None = None,
+        default_model: str | None = None,
+        num_ctx: int = 8192,
+        options: dict[str, Any] | None = None,
+    ) -> None:
+        self.driver = driver
+        self.apps = apps
+        self.scheduler = scheduler or Scheduler()
+        self.bus = bus or EventBus()
+        self.default_model = default_model
+        self.num_ctx = num_ctx
+        self.options = dict(options or {})
+        self.calibration = Calibration()
+        self._processes: dict[int, Process] = {}
+        self._pids = itertools.count(1)
+        self._call_ids = itertools.count(1)
+
+    # -- the process table -----------------------------------------------------------------
+
+    @property
+    def processes(self) -> tuple[Process, ...]:
+        return tuple(self._processes.values())
+
+    def get(self, pid: int) -> Process:
+        try:
+            return self._processes[pid]
+        except KeyError:
+            raise NoSuchProcess(pid) from None
+
+    async def spawn(
+        self,
+        app: AppManifest | str,
+        *,
+        priority: int | None = None,
+        parent_pid: int | None = None,
+        model: str | None = None,
+    ) -> Process:
+        """Start a process of ``app`` on the best available model.
+
+        Raises:
+            AppNotFound, NoUsableModel, DriverError (backend down, model missing).
+        """
+        manifest = self.apps.get(app) if isinstance(app, str) else app
+        info = await self.choose_model(manifest, model)
+        budget = min(manifest.model.context or self.num_ctx, self.num_ctx)
+        if info.context_length:
+            budget = min(budget, info.context_length)
+        reserve = min(manifest.model.reserve, budget // 2)
+        process = Process(
+            pid=next(self._pids),
+            app=manifest,
+            model=info.name,
+            priority=manifest.priority if priority is None else priority,
+            budget=budget,
+            reserve=reserve,
+            parent_pid=parent_pid,
+            options=dict(self.options),
+        )
+        self._processes[process.pid] = process
+        self.bus.publish(
+            ProcessSpawned(
+                process.pid, manifest.id, process.model, process.priority, process.parent_pid
+            )
+        )
+        self._account(process)
+        return process
+
+    async def choose_model(self, app: AppManifest, override: str | None = None) -> ModelInfo:
+        """The model a process of ``app`` runs on: ``override``, the app's first installed
+        preference, the default model, or the first installed model with what the app needs.
+        """
+        needs = set(app.model.requires)
+        wanted = override or None
+        if wanted:
+            info = await self.driver.model_info(wanted)
+            self._check_capabilities(app, info, needs)
+            return info
+        installed = await self.driver.list_models()
+        by_name = {m.name: m for m in installed}
+        for name in (*app.model.prefer, self.default_model):
+            if name and name in by_name and needs <= by_name[name].capabilities:
+                return by_name[name]
+        for info in installed:
+            if needs <= info.capabilities:
+                return info
+        raise NoUsableModel(
+            f"No installed model at {self.driver.location} can run {app.name} "
+            f"(it needs {', '.join(sorted(needs))}). Pull one, for example "
+            "`llmos models pull qwen2.5:0.5b`."
+        )
+
+    @staticmethod
+    def _check_capabilities(app: AppManifest, info: ModelInfo, needs: set[str]) -> None:
+        missing = needs - info.capabilities
+        if missing and info.capabilities:
+            raise NoUsableModel(
+                f"The model '{info.name}' cannot run {app.name}: it lacks "
+                f"{', '.join(sorted(missing))} (it offers {', '.join(sorted(info.capabilities))})."
+                " Choose another with --model."
+            )
+
+    def kill(self, pid: int) -> None:
+        """End a process now: its generation is cancelled and its slot freed at once."""
+        process = self.get(pid)
+        if process.alive:
+            self._end(process, "killed")
+
+    def exit(self, pid: int) -> None:
+        """End a process normally (its app is done)."""
+        process = self.get(pid)
+        if process.alive:
+            self._end(process, "exited")
+
+    def suspend(self, pid: int) -> None:
+        """Stop scheduling a process; a generation in flight stops at the next token and is
+        kept, to be resumed where it stopped."""
+        process = self.get(pid)
+        if not process.alive or process.state is ProcessState.SUSPENDED:
+            return
+        process._resumed.clear()
+        if process._lease is not None:
+            process._lease.request_yield(force=True)
+        self._set_state(process, ProcessState.SUSPENDED)
+
+    def resume(self, pid: int) -> None:
+        process = self.get(pid)
+        if process.state is not ProcessState.SUSPENDED:
+            return
+        process._resumed.set()
+        self._set_state(process, ProcessState.WAITING if process.busy else ProcessState.READY)
+
+    def set_priority(self, pid: int, priority: int) -> None:
+        process = self.get(pid)
+        process.priority = priority
+        self.scheduler.set_priority(pid, priority)
+
+    async def wait(self, pid: int) -> str:
+        """Wait until a process exits; returns why (``exited``, ``killed``)."""
+        process = self.get(pid)
+        await process._exited.wait()
+        return process.exit_reason
+
+    async def shutdown(self) -> None:
+        """Kill every process and close the backend."""
+        for process in self.processes:
+            if process.alive:
+                self._end(process, "killed")
+        turns = [p._turn for p in self.processes if p._turn is not None]
+        if turns:
+            await asyncio.gather(*turns, return_exceptions=True)
+        await self.driver.close()
+
+    # -- turns -----------------------------------------------------------------------------
+
+    async def send(self, pid: int, text: str, *, images: Sequence[str | bytes] = ()) -> TurnResult:
+        """Give a process a user message and wait for its answer (streamed as events).
+
+        Raises:
+            PromptTooLarge: the message cannot fit the process's context RAM at all.
+            ModelCallFailed: the backend failed; a partial answer is kept in the history.
+            ProcessGone: the process was killed while answering.
+        """
+        process = self.get(pid)
+        if not process.alive:
+            raise ProcessGone(pid, process.exit_reason)
+        if process.busy:
+            raise ProcessBusy(pid)
+        message: Message = {"role": "user", "content": text}
+        if images:
+            message["images"] = list(images)
+        process.history.append(message)
+        turn = asyncio.create_task(self._run_turn(process), name=f"llmos-turn-{pid}")
+        process._turn = turn
+        try:
+            return await turn
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if not process.alive and not (current and current.cancelling()):
+                raise ProcessGone(pid, process.exit_reason) from None
+            raise
+        except PromptTooLarge:
+            # The turn never reached the model; leave the history as it was.
+            if process.history and process.history[-1] is message:
+                process.history.pop()
+            raise
+
+    async def _run_turn(self, process: Process) -> TurnResult:
+        counter: TokenCounter = self.driver.exact_tokenizer(process.model) or (
+            self.calibration.for_model(process.model)
+        )
+        partial = ""
+        generated = 0
+        preemptions = 0
+        while True:
+            await self._wait_resumed(process)
+            history = process.history
+            if partial:
+                # Resume a preempted answer: the model continues a prefilled assistant message,
+                # which now sits in the prompt, so the answer's reserve shrinks by as much.
+                history = [*history, {"role": "assistant", "content": partial}]
+            reserve = max(16, process.reserve - generated)
+            fitted = fit_request(
+                budget=process.budget,
+                reserve=reserve,
+                counter=counter,
+                system=process.system_messages,
+                pinned=process.pinned,
+                history=history,
+            )
+            process.usage = fitted.usage
+            process.counters.dropped_turns = fitted.dropped_turns
+            self.bus.publish(ContextUsageChanged(process.pid, fitted.usage))
+
+            call = await self._model_call(process, fitted, reserve, partial)
+            partial += "".join(call.parts)
+            generated += len(call.parts)
+            if call.yielded:
+                preemptions += 1
+                process.counters.preemptions += 1
+                process.counters.generated_tokens += len(call.parts)
+                continue
+            return self._finish_turn(
+                process, counter, fitted, call, partial, generated - len(call.parts), preemptions
+            )
+
+    async def _wait_resumed(self, process: Process) -> None:
+        if not process._resumed.is_set():
+            await process._resumed.wait()
+
+    async def _model_call(
+        self, process: Process, fitted: FittedRequest, reserve: int, prefill: str
+    ) -> _Call:
+        """One scheduled chat syscall; returns when done, preempted, or failed."""
+        call_id = next(self._call_ids)
+        call = _Call(parts=[])
+        queued = time.perf_counter()
+        self._set_state(process, ProcessState.WAITING)
+        self.bus.publish(SyscallQueued(process.pid, call_id, CHAT_SYSCALL, process.priority))
+        outcome = "cancelled"
+        error = ""
+        lease = await self.scheduler.acquire(process.pid, process.priority)
+        started = time.perf_counter()
+        try:
+            process._lease = lease
+            self.bus.publish(SyscallStarted(process.pid, call_id, CHAT_SYSCALL, started - queued))
+            if not process._resumed.is_set():
+                call.yielded = True
+                outcome = "suspended"
+                return call
+            self._set_state(process, ProcessState.RUNNING)
+            process.counters.model_calls += 1
+            await self._stream(process, fitted, reserve, lease, call)
+            if not call.yielded:
+                outcome = "ok"
+            elif process._resumed.is_set():
+                outcome = "preempted"
+            else:
+                outcome = "suspended"
+        except asyncio.CancelledError:
+            self._keep_partial(process, prefill + "".join(call.parts))
+            raise
+        except DriverError as failure:
+            outcome, error = "failed", str(failure)
+            self._keep_partial(process, prefill + "".join(call.parts))
+            process.counters.faults += 1
+            self._set_state(process, ProcessState.READY)
+            raise ModelCallFailed(failure, prefill + "".join(call.parts)) from None
+        finally:
+            process._lease = None
+            self.scheduler.release(lease)
+            self.bus.publish(
+                SyscallFinished(
+                    process.pid,
+                    call_id,
+                    CHAT_SYSCALL,
+                    outcome,
+                    time.perf_counter() - started,
+                    error,
+                )
+            )
+        return call
+
+    async def _stream(
+        self, process: Process, fitted: FittedRequest, reserve: int, lease: Lease, call: _Call
+    ) -> None:
+        request = ChatRequest(
+            model=process.model,
+            messages=[_for_backend(m) for m in fitted.messages],
+            options={**process.options, "num_ctx": process.budget, "num_predict": reserve},
+        )
+        publish = self.bus.publish
+        pid = process.pid
+        stream = self.driver.chat(request)
+        async with contextlib.aclosing(stream):
+            async for chunk in stream:
+                if chunk.content:
+                    now = time.perf_counter()
+                    if call.first_token_at is None:
+                        call.first_token_at = now
+                    call.last_token_at = now
+                    call.parts.append(chunk.content)
+                    lease.tick()
+                    publish(TokenStreamed(pid, chunk.content))
+                if chunk.tool_calls:
+                    call.tool_calls += chunk.tool_calls
+                if chunk.done:
+                    call.stats = chunk.stats
+                    return
+                if lease.should_yield():
+                    call.yielded = True
+                    return
+
+    def _finish_turn(
+        self,
+        process: Process,
+        counter: TokenCounter,
+        fitted: FittedRequest,
+        call: _Call,
+        answer: str,
+        generated_before: int,
+        preemptions: int,
+    ) -> TurnResult:
+        stats = call.stats or ChatStats()
+        accounted = fitted.usage.prompt
+        reported = stats.prompt_tokens
+        if reported is not None:
+            counter.observe(fitted.messages, None, reported)
+            if reported > fitted.usage.prompt_limit:
+                log.warning(
+                    "pid %d: backend counted %d prompt tokens, over the %d available",
+                    process.pid,
+                    reported,
+                    fitted.usage.prompt_limit,
+                )
+        generated = stats.completion_tokens
+        if generated is None:
+            generated = len(call.parts)
+        counters = process.counters
+        counters.prompt_tokens += reported if reported is not None else accounted
+        counters.generated_tokens += generated
+        if stats.eval_seconds:
+            counters.tokens_per_second = generated / stats.eval_seconds
+        elif call.first_token_at is not None and call.last_token_at is not None:
+            span = call.last_token_at - call.first_token_at
+            counters.tokens_per_second = (len(call.parts) - 1) / span if span > 0 else 0.0
+
+        reply: Message = {"role": "assistant", "content": answer}
+        if call.tool_calls:
+            reply["tool_calls"] = list(call.tool_calls)
+        process.history.append(reply)
+        self._set_state(process, ProcessState.READY)
+        self._account(process)
+        return TurnResult(
+            pid=process.pid,
+            answer=answer,
+            model=process.model,
+            usage=fitted.usage,
+            prompt_tokens_accounted=accounted,
+            prompt_tokens_reported=reported,
+            dropped_turns=fitted.dropped_turns,
+            completion_tokens=generated_before + generated,
+            done_reason=stats.done_reason,
+            preemptions=preemptions,
+            tool_calls=call.tool_calls,
+        )
+
+    # -- bookkeeping -----------------------------------------------------------------------
+
+    def _account(self, process: Process) -> ContextUsage | None:
+        """Recount the context RAM the process's next request would hold, and publish it."""
+        counter = self.driver.exact_tokenizer(process.model) or self.calibration.for_model(
+            process.model
+        )
+        try:
+            fitted = fit_request(
+                budget=process.budget,
+                reserve=process.reserve,
+                counter=counter,
+                system=process.system_messages,
+                pinned=process.pinned,
+                history=process.history,
+            )
+        except PromptTooLarge:
+            return None
+        process.usage = fitted.usage
+        self.bus.publish(ContextUsageChanged(process.pid, fitted.usage))
+        return fitted.usage
+
+    def _keep_partial(self, process: Process, partial: str) -> None:
+        if partial:
+            process.history.append({"role": "assistant", "content": partial, "interrupted": True})
+
+    def _set_state(self, process: Process, state: ProcessState) -> None:
+        if process.state is state or not process.alive:
+            return
+        if process.state is ProcessState.SUSPENDED and not process._resumed.is_set():
+            return  # a suspended process stays suspended until resumed
+        old = process.state
+        process.state = state
+        self.bus.publish(ProcessStateChanged(process.pid, old.value, state.value))
+
+    def _end(self, process: Process, reason: str) -> None:
+        if process._lease is not None:
+            # Free the slot now; the cancelled turn's own release is then a no-op.
+            self.scheduler.release(process._lease)
+            process._lease = None
+        turn = process._turn
+        if turn is not None and not turn.done():
+            turn.cancel()
+        self.scheduler.cancel_waiting(process.pid)
+        process._resumed.set()
+        old = process.state
+        process.state = ProcessState.EXITED
+        process.exit_reason = reason
+        process.counters.ended_at = time.time()
+        self.bus.publish(ProcessStateChanged(process.pid, old.value, ProcessState.EXITED.value))
+        self.bus.publish(ProcessExited(process.pid, reason))
+        process._exited.set()
+
+
+def _for_backend(message: Message) -> Message:
+    return {key: message[key] for key in _SENT_KEYS if key in message}

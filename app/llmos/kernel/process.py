@@ -1,0 +1,95 @@
+"""Processes: running instances of agent apps, each with its own context RAM."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from llmos.apps.manifest import AppManifest
+from llmos.drivers.base import Message
+from llmos.kernel.context import ContextUsage
+from llmos.kernel.scheduler import Lease
+
+
+class ProcessState(StrEnum):
+    READY = "ready"
+    """Idle, waiting for input."""
+    WAITING = "waiting"
+    """Queued for the model."""
+    RUNNING = "running"
+    """Generating on a backend slot."""
+    BLOCKED = "blocked"
+    """Waiting on a tool or the user."""
+    SUSPENDED = "suspended"
+    """Held by the user or the kernel; not scheduled until resumed."""
+    EXITED = "exited"
+
+
+@dataclass
+class ProcessCounters:
+    prompt_tokens: int = 0
+    """Prompt tokens over all calls (the backend's count where it gave one)."""
+    generated_tokens: int = 0
+    model_calls: int = 0
+    tokens_per_second: float = 0.0
+    """Generation speed of the latest call."""
+    preemptions: int = 0
+    faults: int = 0
+    """Model calls that broke mid-way."""
+    dropped_turns: int = 0
+    """Oldest turns left out of the latest request to fit the context RAM."""
+    started_at: float = field(default_factory=time.time)
+    ended_at: float | None = None
+
+    @property
+    def wall_seconds(self) -> float:
+        return (self.ended_at or time.time()) - self.started_at
+
+
+@dataclass(eq=False)
+class Process:
+    """An agent app instance. The kernel owns and mutates it; everyone else reads."""
+
+    pid: int
+    app: AppManifest
+    model: str
+    priority: int
+    budget: int
+    """Context RAM in tokens (the ``num_ctx`` sent with every call)."""
+    reserve: int
+    """Tokens kept free for the answer (``num_predict``)."""
+    parent_pid: int | None = None
+    state: ProcessState = ProcessState.READY
+    history: list[Message] = field(default_factory=list)
+    pinned: list[Message] = field(default_factory=list)
+    usage: ContextUsage | None = None
+    counters: ProcessCounters = field(default_factory=ProcessCounters)
+    exit_reason: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
+    """Extra model options (temperature, seed, ...) sent with each call."""
+
+    # Kernel-private run state.
+    _turn: asyncio.Task[Any] | None = field(default=None, repr=False)
+    _lease: Lease | None = field(default=None, repr=False)
+    _resumed: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+    _exited: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+
+    def __post_init__(self) -> None:
+        self._resumed.set()
+
+    @property
+    def alive(self) -> bool:
+        return self.state is not ProcessState.EXITED
+
+    @property
+    def busy(self) -> bool:
+        """True while a turn is in flight (queued, generating, or suspended mid-turn)."""
+        return self._turn is not None and not self._turn.done()
+
+    @property
+    def system_messages(self) -> list[Message]:
+        prompt = self.app.system_prompt.strip()
+        return [{"role": "system", "content": prompt}] if prompt else []
