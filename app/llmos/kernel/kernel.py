@@ -456,6 +456,8 @@ class Kernel:
         if call.tool_calls:
             reply["tool_calls"] = list(call.tool_calls)
         process.history.append(reply)
+        if stats.completion_tokens is not None and not preemptions:
+            counter.learn_answer(reply, stats.completion_tokens)
         self._set_state(process, ProcessState.READY)
         self._account(process)
         return TurnResult(

@@ -8,7 +8,7 @@ linear in the bytes of each piece, so per-segment figures always add up to the t
 from __future__ import annotations
 
 import json
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
@@ -65,6 +65,10 @@ class TokenCounter(Protocol):
         """Learn from the backend's count of a prompt it received."""
         ...
 
+    def learn_answer(self, message: Message, completion_tokens: int) -> None:
+        """Learn an answer's cost from the backend's count of the tokens it generated."""
+        ...
+
 
 def _raw_message(message: Message) -> float:
     size = len(str(message.get("content") or "").encode())
@@ -83,18 +87,27 @@ def _raw_tools(tools: Sequence[Tool] | None) -> float:
 
 
 class CalibratedEstimator:
-    """A byte-based estimate scaled to agree with what the backend reports.
+    """A byte-based estimate that learns the backend's counts.
 
-    After each call the scale becomes ``reported / raw`` of that prompt. Consecutive prompts
-    of a conversation share most of their text, so the next estimate lands close; the margin
-    grows to 1.5x the worst relative error seen over the last few calls, so a request sized
-    with it does not overflow even while the estimate is still settling.
+    Two things are learned from every call's ``prompt_eval_count``:
+
+    - the cost of each message the call introduced: the reported total, less what is already
+      known, is shared among the new messages by their byte estimates (with one new message,
+      the usual case, its cost is then exact), and remembered by content. A finished answer's
+      cost is learned from ``eval_count``. So a conversation's next prompt is known but for
+      its newest user turn;
+    - a bytes-to-tokens scale for text not seen yet, from the same remainder.
+
+    The margin grows to 1.5x the worst relative error seen over the last few calls, so a
+    request sized with it does not overflow while the estimate is still settling.
     """
 
-    def __init__(self, *, history: int = 8) -> None:
+    def __init__(self, *, history: int = 8, remember: int = 50_000) -> None:
         self.scale = 1.0
         self._observations = 0
         self._errors: deque[float] = deque(maxlen=history)
+        self._known: OrderedDict[int, int] = OrderedDict()
+        self._remember = remember
 
     @property
     def exact(self) -> bool:
@@ -111,6 +124,9 @@ class CalibratedEstimator:
         return min(MAX_MARGIN, max(MIN_MARGIN, 1.5 * max(self._errors)))
 
     def message(self, message: Message) -> int:
+        known = self._known.get(_message_key(message))
+        if known is not None:
+            return known
         return round(self.scale * _raw_message(message))
 
     def tools(self, tools: Sequence[Tool] | None) -> int:
@@ -119,20 +135,54 @@ class CalibratedEstimator:
     def generation_prompt(self) -> int:
         return round(self.scale * GENERATION_PROMPT)
 
-    def raw_prompt(self, messages: Iterable[Message], tools: Sequence[Tool] | None) -> float:
-        raw = sum(_raw_message(m) for m in messages) + _raw_tools(tools)
-        return raw + GENERATION_PROMPT
+    def estimate(self, messages: Iterable[Message], tools: Sequence[Tool] | None) -> int:
+        return sum(self.message(m) for m in messages) + self.tools(tools) + self.generation_prompt()
 
     def observe(
         self, messages: Sequence[Message], tools: Sequence[Tool] | None, reported: int
     ) -> None:
         if reported <= 0:
             return
-        raw = self.raw_prompt(messages, tools)
         if self.calibrated:
-            self._errors.append(abs(self.scale * raw - reported) / reported)
-        self.scale = reported / raw
+            self._errors.append(abs(self.estimate(messages, tools) - reported) / reported)
+        known = 0
+        new: dict[int, float] = {}
+        for message in messages:
+            key = _message_key(message)
+            if key in self._known:
+                known += self._known[key]
+            else:
+                new[key] = new.get(key, 0.0) + _raw_message(message)
+        remainder = reported - known - self.tools(tools) - self.generation_prompt()
+        raw = sum(new.values())
+        if new and remainder > 0:
+            self.scale = remainder / raw
+            for key, cost in new.items():
+                self._remember_cost(key, max(1, round(remainder * cost / raw)))
         self._observations += 1
+
+    def learn_answer(self, message: Message, completion_tokens: int) -> None:
+        """Remember an answer's cost from the backend's count of the tokens it generated."""
+        if completion_tokens > 0:
+            self._remember_cost(_message_key(message), completion_tokens + MESSAGE_OVERHEAD)
+
+    def _remember_cost(self, key: int, tokens: int) -> None:
+        self._known[key] = tokens
+        self._known.move_to_end(key)
+        while len(self._known) > self._remember:
+            self._known.popitem(last=False)
+
+
+def _message_key(message: Message) -> int:
+    calls = message.get("tool_calls")
+    return hash(
+        (
+            message.get("role"),
+            str(message.get("content") or ""),
+            json.dumps(calls, sort_keys=True, default=str) if calls else "",
+            len(message.get("images") or ()),
+        )
+    )
 
 
 class Calibration:

@@ -1,0 +1,64 @@
+"""Shared test configuration: headless Qt, isolated settings, and a kernel on a fake driver."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import pytest  # noqa: E402
+
+from llmos.apps.registry import AppRegistry  # noqa: E402
+from llmos.kernel.events import EventBus  # noqa: E402
+from llmos.kernel.kernel import Kernel  # noqa: E402
+from llmos.kernel.scheduler import Scheduler  # noqa: E402
+from llmos.resources import resource_path  # noqa: E402
+from tests.fakes import FakeDriver  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _isolated_settings(tmp_path, monkeypatch):
+    """No test reads the developer's config, data dir or Ollama host."""
+    for name in (
+        "OLLAMA_HOST",
+        "OLLAMA_NUM_PARALLEL",
+        "LLMOS_DATA_DIR",
+        "LLMOS_MODEL",
+        "LLMOS_ENGINE",
+        "LLMOS_NUM_CTX",
+        "LLMOS_PARALLEL",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LLMOS_CONFIG", str(tmp_path / "config.toml"))
+    monkeypatch.setenv("LLMOS_DATA_DIR", str(tmp_path / "data"))
+
+
+@pytest.fixture
+def driver() -> FakeDriver:
+    return FakeDriver()
+
+
+@pytest.fixture
+async def make_kernel(driver):
+    """Build kernels on the fake driver; all are shut down at the end of the test."""
+    kernels: list[Kernel] = []
+
+    def make(*, slots: int = 1, num_ctx: int = 8192, **scheduler_args) -> Kernel:
+        kernel = Kernel(
+            driver,
+            apps=AppRegistry([resource_path("apps")]),
+            scheduler=Scheduler(slots=slots, **scheduler_args),
+            bus=EventBus(),
+            num_ctx=num_ctx,
+        )
+        kernels.append(kernel)
+        return kernel
+
+    yield make
+    for kernel in kernels:
+        await kernel.shutdown()
+
+
+@pytest.fixture
+def kernel(make_kernel) -> Kernel:
+    return make_kernel()
