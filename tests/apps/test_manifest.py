@@ -1,0 +1,55 @@
+"""App manifests: the built-in chat app, and clear errors for broken manifests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from llmos.apps.manifest import AppManifest, ManifestError
+from llmos.apps.registry import AppNotFound, AppRegistry
+from llmos.resources import resource_path
+
+
+def test_builtin_chat_app_is_described_as_data():
+    registry = AppRegistry([resource_path("apps")])
+    chat = registry.get("chat")
+    assert chat.name == "Chat"
+    assert chat.system_prompt
+    assert chat.model.requires == ("completion",)
+    assert chat.model.context == 8192
+    assert resource_path("icons", chat.icon).is_file()
+
+
+def make_app(folder: Path, app_id: str, body: str) -> Path:
+    path = folder / app_id / "app.toml"
+    path.parent.mkdir(parents=True)
+    path.write_text(body, encoding="utf-8")
+    return path
+
+
+def test_invalid_manifest_names_the_field(tmp_path):
+    path = make_app(tmp_path, "bad", 'id = "bad"\nname = "Bad"\n[model]\ncontext = "huge"\n')
+    with pytest.raises(ManifestError, match=r"model\.context"):
+        AppManifest.from_toml(path)
+    path.write_text('id = "Bad Id"\nname = "x"\n', encoding="utf-8")
+    with pytest.raises(ManifestError, match="id"):
+        AppManifest.from_toml(path)
+    path.write_text('id = "x"\nname = "x"\ncolour = 1\n', encoding="utf-8")
+    with pytest.raises(ManifestError, match="colour"):
+        AppManifest.from_toml(path)
+
+
+def test_a_broken_app_is_skipped_not_fatal(tmp_path):
+    make_app(tmp_path, "broken", "id = = \n")
+    make_app(tmp_path, "notes", 'id = "notes"\nname = "Notes"\n')
+    registry = AppRegistry([resource_path("apps"), tmp_path])
+    assert {app.id for app in registry} == {"chat", "notes"}
+    assert len(registry.errors) == 1 and "broken" in registry.errors[0]
+    with pytest.raises(AppNotFound, match="Installed apps: chat, notes"):
+        registry.get("nope")
+
+
+def test_a_user_app_replaces_a_builtin_of_the_same_id(tmp_path):
+    make_app(tmp_path, "chat", 'id = "chat"\nname = "My Chat"\n')
+    assert AppRegistry([resource_path("apps"), tmp_path]).get("chat").name == "My Chat"
