@@ -6,14 +6,14 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import pytest  # noqa: E402
+import pytest
 
-from llmos.apps.registry import AppRegistry  # noqa: E402
-from llmos.kernel.events import EventBus  # noqa: E402
-from llmos.kernel.kernel import Kernel  # noqa: E402
-from llmos.kernel.scheduler import Scheduler  # noqa: E402
-from llmos.resources import resource_path  # noqa: E402
-from tests.fakes import FakeDriver  # noqa: E402
+from llmos.apps.registry import AppRegistry
+from llmos.kernel.events import EventBus
+from llmos.kernel.kernel import Kernel
+from llmos.kernel.scheduler import Scheduler
+from llmos.resources import resource_path
+from tests.fakes import FakeDriver
 
 
 @pytest.fixture(autouse=True)

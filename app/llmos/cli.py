@@ -43,9 +43,7 @@ def _global_flags() -> argparse.ArgumentParser:
         "--ollama-host", default=argparse.SUPPRESS, help="Ollama server (default OLLAMA_HOST)"
     )
     group.add_argument("--model", default=argparse.SUPPRESS, help="model to run apps on")
-    group.add_argument(
-        "--engine", choices=ENGINES, default=argparse.SUPPRESS, help="model backend"
-    )
+    group.add_argument("--engine", choices=ENGINES, default=argparse.SUPPRESS, help="model backend")
     group.add_argument(
         "--num-ctx", type=int, default=argparse.SUPPRESS, help="largest context RAM, in tokens"
     )
@@ -297,8 +295,7 @@ async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             print()
         if result.done_reason == "length":
             print(
-                "llmos: the answer was cut at the reserve for answers "
-                f"({process.reserve} tokens).",
+                f"llmos: the answer was cut at the reserve for answers ({process.reserve} tokens).",
                 file=sys.stderr,
             )
         return 0
