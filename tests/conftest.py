@@ -62,3 +62,23 @@ async def make_kernel(driver):
 @pytest.fixture
 def kernel(make_kernel) -> Kernel:
     return make_kernel()
+
+
+@pytest.fixture
+def ollama_server():
+    """An Ollama-protocol server on 127.0.0.1 for the real ``ollama`` client."""
+    from tests.ollama_server import OllamaTestServer
+
+    with OllamaTestServer() as server:
+        yield server
+
+
+@pytest.fixture
+def dead_host() -> str:
+    """A loopback address where nothing listens."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}"

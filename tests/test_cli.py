@@ -1,0 +1,224 @@
+"""The ``llmos`` command line against an Ollama-protocol server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+
+from llmos.cli import main
+from tests.ollama_server import count_prompt_tokens, default_responder
+
+
+def run_cli(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_bare_llmos_prints_help(capsys):
+    code, out, _ = run_cli(capsys)
+    assert code == 0
+    assert "doctor" in out and "run" in out
+
+
+def test_doctor_reports_a_usable_backend(capsys, ollama_server):
+    code, out, _ = run_cli(capsys, "doctor", "--json", "--ollama-host", ollama_server.host)
+    assert code == 0
+    report = json.loads(out)
+    assert report["reachable"] is True and report["usable"] is True
+    assert report["host"] == ollama_server.host
+    models = {m["name"]: m for m in report["models"]}
+    assert models["qwen2.5:0.5b"]["context_length"] == 32768
+    assert "tools" in models["qwen2.5:0.5b"]["capabilities"]
+    assert models["nomic-embed-text:latest"]["capabilities"] == ["embedding"]
+    code, out, _ = run_cli(capsys, "doctor", "--ollama-host", ollama_server.host)
+    assert code == 0 and "reachable" in out and "qwen2.5:0.5b" in out
+
+
+def test_doctor_reads_ollama_host_from_the_environment(capsys, ollama_server, monkeypatch):
+    monkeypatch.setenv("OLLAMA_HOST", ollama_server.host.removeprefix("http://"))
+    code, out, _ = run_cli(capsys, "doctor", "--json")
+    assert code == 0 and json.loads(out)["host"] == ollama_server.host
+
+
+def test_doctor_with_nothing_listening_exits_1_with_a_clear_message(capsys, dead_host):
+    code, out, err = run_cli(capsys, "doctor", "--ollama-host", dead_host)
+    assert code == 1
+    assert f"Ollama is not reachable at {dead_host}" in err
+    assert "Traceback" not in err
+    code, out, _ = run_cli(capsys, "doctor", "--json", "--ollama-host", dead_host)
+    assert code == 1 and json.loads(out)["reachable"] is False
+
+
+def test_doctor_without_a_chat_model_is_not_usable(capsys, ollama_server):
+    for name in ("qwen2.5:0.5b", "llava:7b", "tiny:latest"):
+        assert main(["models", "rm", name, "--ollama-host", ollama_server.host]) == 0
+    code, _, err = run_cli(capsys, "doctor", "--ollama-host", ollama_server.host)
+    assert code == 1 and "No chat model is installed" in err
+
+
+def test_run_json_reports_answer_context_and_both_token_counts(capsys, ollama_server):
+    code, out, err = run_cli(
+        capsys,
+        "run",
+        "chat",
+        "--prompt",
+        "What is virtual memory?",
+        "--json",
+        "--ollama-host",
+        ollama_server.host,
+        "--model",
+        "qwen2.5:0.5b",
+    )
+    assert code == 0, err
+    result = json.loads(out)
+    sent = ollama_server.requests[-1]
+    messages = sent["body"]["messages"]
+    assert messages[0]["role"] == "system" and messages[-1]["content"] == "What is virtual memory?"
+    assert result["answer"] == default_responder("qwen2.5:0.5b", messages, None)
+    assert result["app"] == "chat" and result["model"] == "qwen2.5:0.5b" and result["pid"] == 1
+    assert result["prompt_tokens_reported"] == count_prompt_tokens(messages)
+    assert result["prompt_tokens_accounted"] > 0
+    context = result["context"]
+    assert context["budget"] == sent["num_ctx"] == 8192
+    assert context["reserve"] == sent["num_predict"]
+    assert context["used"] == result["prompt_tokens_accounted"] + context["reserve"]
+    assert set(context) >= {"system", "pinned", "tools", "history", "paged_in", "reserve"}
+    assert result["dropped_turns"] == 0
+    assert not sent["truncated"]
+
+
+def test_run_streams_the_answer_to_stdout(capsys, ollama_server):
+    code, out, _ = run_cli(
+        capsys, "run", "chat", "--prompt", "hello there", "--ollama-host", ollama_server.host
+    )
+    assert code == 0
+    messages = ollama_server.requests[-1]["body"]["messages"]
+    assert out == default_responder(ollama_server.requests[-1]["model"], messages, None) + "\n"
+
+
+def test_run_reads_the_prompt_from_stdin(capsys, ollama_server, monkeypatch):
+    monkeypatch.setattr(sys, "stdin", io.StringIO("a question from a pipe\n"))
+    code, _, _ = run_cli(
+        capsys, "run", "chat", "--prompt", "-", "--json", "--ollama-host", ollama_server.host
+    )
+    assert code == 0
+    assert ollama_server.requests[-1]["body"]["messages"][-1]["content"].startswith(
+        "a question from a pipe"
+    )
+
+
+def test_run_never_sends_more_than_num_ctx(capsys, ollama_server):
+    # A long prompt in a small window goes out whole and within the window.
+    prompt = "tokens " * 400
+    code, out, err = run_cli(
+        capsys,
+        "run",
+        "chat",
+        "--prompt",
+        prompt,
+        "--json",
+        "--num-ctx",
+        "2048",
+        "--ollama-host",
+        ollama_server.host,
+    )
+    assert code == 0, err
+    sent = ollama_server.requests[-1]
+    assert sent["num_ctx"] == 2048
+    assert sent["prompt_tokens"] > 400
+    assert sent["prompt_tokens"] + sent["num_predict"] <= 2048
+    assert not sent["truncated"]
+    assert json.loads(out)["prompt_tokens_reported"] == sent["prompt_tokens"]
+
+
+def test_run_refuses_a_prompt_that_cannot_fit(capsys, ollama_server):
+    code, _, err = run_cli(
+        capsys,
+        "run",
+        "chat",
+        "--prompt",
+        "word " * 3000,
+        "--num-ctx",
+        "1024",
+        "--ollama-host",
+        ollama_server.host,
+    )
+    assert code == 1
+    assert "tokens too large" in err and "Traceback" not in err
+    assert not [r for r in ollama_server.requests if r["path"] == "/api/chat"]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("--model", "nope:1b"), "llmos models pull nope:1b"),
+        (("--model", "nomic-embed-text:latest"), "lacks completion"),
+    ],
+)
+def test_run_with_an_unusable_model_says_what_to_do(capsys, ollama_server, args, expected):
+    code, _, err = run_cli(
+        capsys, "run", "chat", "--prompt", "hi", "--ollama-host", ollama_server.host, *args
+    )
+    assert code == 1 and expected in err
+
+
+def test_run_with_nothing_listening_exits_1(capsys, dead_host):
+    code, out, err = run_cli(capsys, "run", "chat", "--prompt", "hi", "--ollama-host", dead_host)
+    assert code == 1 and out == ""
+    assert err.strip() == (
+        f"llmos: Ollama is not reachable at {dead_host}. Start it with `ollama serve`, or "
+        "point LLM-OS elsewhere with --ollama-host or OLLAMA_HOST."
+    )
+
+
+def test_run_an_unknown_app(capsys, ollama_server):
+    code, _, err = run_cli(
+        capsys, "run", "paint", "--prompt", "hi", "--ollama-host", ollama_server.host
+    )
+    assert code == 1 and "no app called 'paint'" in err
+
+
+def test_a_stream_broken_mid_way_prints_the_partial_answer_and_the_error(capsys, ollama_server):
+    ollama_server.fail_next = {"kind": "break", "after_tokens": 3}
+    code, out, err = run_cli(
+        capsys, "run", "chat", "--prompt", "hi", "--ollama-host", ollama_server.host
+    )
+    assert code == 1
+    assert out.strip()  # the three tokens that arrived were shown
+    assert "connection to Ollama" in err and "Traceback" not in err
+
+
+def test_models_list_pull_and_remove(capsys, ollama_server):
+    host = ("--ollama-host", ollama_server.host)
+    code, out, _ = run_cli(capsys, "models", *host)
+    assert code == 0 and "qwen2.5:0.5b" in out and "32768" in out
+    code, out, _ = run_cli(capsys, "models", "pull", "smollm2:135m", *host)
+    assert code == 0 and "success" in out and "Pulled smollm2:135m" in out
+    code, out, _ = run_cli(capsys, "models", *host)
+    assert "smollm2:135m" in out
+    code, out, _ = run_cli(capsys, "models", "rm", "smollm2:135m", *host)
+    assert code == 0
+    code, _, err = run_cli(capsys, "models", "pull", "no-such:1b", *host)
+    assert code == 1 and "no model called 'no-such:1b'" in err
+
+
+def test_apps_lists_the_builtin_chat(capsys):
+    code, out, _ = run_cli(capsys, "apps")
+    assert code == 0 and "chat" in out and "Chat" in out
+
+
+def test_the_installed_command_runs_as_a_subprocess(ollama_server):
+    done = subprocess.run(
+        [sys.executable, "-m", "llmos", "run", "chat", "--prompt", "ping", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**__import__("os").environ, "OLLAMA_HOST": ollama_server.host},
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["answer"]
