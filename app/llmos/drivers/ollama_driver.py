@@ -110,13 +110,20 @@ class OllamaDriver(ModelDriver):
             )
             # aclosing: an early close (kill, preemption) must close the HTTP stream now,
             # not when the garbage collector gets to it, so the server stops generating.
+            final: ChatChunk | None = None
             async with contextlib.aclosing(stream):
                 async for part in stream:
                     started = True
                     chunk = _chunk_from(part)
-                    yield chunk
                     if chunk.done:
-                        return
+                        # Hold the final chunk until the body is read to its end, so the
+                        # connection goes back to the pool even if the caller stops here.
+                        final = chunk
+                        continue
+                    yield chunk
+            if final is not None:
+                yield final
+                return
             raise StreamBroken(
                 f"Ollama at {self._host} ended the answer without finishing it.",
                 hint="The partial answer was kept; try again.",
