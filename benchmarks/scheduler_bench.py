@@ -21,7 +21,7 @@ import statistics
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -44,7 +44,7 @@ class LatencyDriver(FakeDriver):
         self.latency = latency
         self.tokens = tokens
 
-    async def chat(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
+    async def chat(self, request: ChatRequest) -> AsyncGenerator[ChatChunk, None]:
         loop = asyncio.get_running_loop()
         start = loop.time()
         for produced in range(1, self.tokens + 1):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,7 +95,7 @@ class FakeDriver(ModelDriver):
                 return model
         raise ModelNotFound(name, f"The model '{name}' is not installed.")
 
-    async def chat(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
+    async def chat(self, request: ChatRequest) -> AsyncGenerator[ChatChunk, None]:
         self._find(request.model)
         self.requests.append(request)
         messages = list(request.messages)
@@ -154,7 +154,7 @@ class FakeDriver(ModelDriver):
     async def loaded_models(self) -> list[LoadedModel]:
         return []
 
-    async def pull(self, name: str) -> AsyncIterator[PullProgress]:
+    async def pull(self, name: str) -> AsyncGenerator[PullProgress, None]:
         yield PullProgress(status="success")
 
     async def delete(self, name: str) -> None:

@@ -8,7 +8,7 @@ the lingua franca of local backends; a driver for another engine translates at i
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -143,7 +143,7 @@ class ModelDriver(ABC):
         """Where the backend lives (a URL or a file path), for status lines and errors."""
 
     @abstractmethod
-    def chat(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
+    def chat(self, request: ChatRequest) -> AsyncGenerator[ChatChunk, None]:
         """Stream an answer. Closing the iterator early cancels the generation."""
 
     @abstractmethod
@@ -163,7 +163,7 @@ class ModelDriver(ABC):
         """Models currently in memory."""
 
     @abstractmethod
-    def pull(self, name: str) -> AsyncIterator[PullProgress]:
+    def pull(self, name: str) -> AsyncGenerator[PullProgress, None]:
         """Download a model, reporting progress."""
 
     @abstractmethod

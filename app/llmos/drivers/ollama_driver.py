@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
-from typing import Any, NoReturn
+from collections.abc import AsyncGenerator, Sequence
+from typing import Any, NoReturn, cast
 
 import httpx
 import ollama
@@ -97,10 +97,10 @@ class OllamaDriver(ModelDriver):
 
     # -- chat ------------------------------------------------------------------------------
 
-    async def chat(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
+    async def chat(self, request: ChatRequest) -> AsyncGenerator[ChatChunk, None]:
         started = False
         try:
-            stream = await self._client.chat(
+            response = await self._client.chat(
                 model=request.model,
                 messages=list(request.messages),
                 tools=list(request.tools) if request.tools else None,
@@ -108,6 +108,7 @@ class OllamaDriver(ModelDriver):
                 keep_alive=request.keep_alive,
                 stream=True,
             )
+            stream = cast(AsyncGenerator[ollama.ChatResponse, None], response)
             # aclosing: an early close (kill, preemption) must close the HTTP stream now,
             # not when the garbage collector gets to it, so the server stops generating.
             final: ChatChunk | None = None
@@ -210,7 +211,7 @@ class OllamaDriver(ModelDriver):
             for entry in response.models
         ]
 
-    async def pull(self, name: str) -> AsyncIterator[PullProgress]:
+    async def pull(self, name: str) -> AsyncGenerator[PullProgress, None]:
         try:
             stream = await self._client.pull(name, stream=True)
             async for step in stream:
