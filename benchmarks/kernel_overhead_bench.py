@@ -3,8 +3,8 @@
 
 Each kernel chat is a whole process lifetime: spawn the chat app, send the prompt (context
 fitting, scheduling, token events, accounting), exit. The direct path sends the same
-messages and options with the bare client. Rounds alternate the two paths so that drift in
-machine speed hits both alike; the median ratio is reported.
+messages and options with the bare client. The two paths alternate chat by chat, so that
+drift in machine speed hits both alike; the median ratio over the rounds is reported.
 
 Usage: python benchmarks/kernel_overhead_bench.py [--chats 200] [--rounds 5] [--token-delay S]...
 
@@ -98,12 +98,16 @@ async def compare(chats: int, rounds: int, token_delay: float) -> None:
         ratios, extra = [], []
         print(f"server streams a token every {token_delay * 1000:g} ms (plus HTTP):")
         for round_number in range(1, rounds + 1):
-            start = time.perf_counter()
-            direct_tokens = await direct(client, prompts, system, options)
-            direct_seconds = time.perf_counter() - start
-            start = time.perf_counter()
-            kernel_tokens = await through_kernel(kernel, prompts)
-            kernel_seconds = time.perf_counter() - start
+            # Chat by chat, alternating paths, so that any drift hits both alike.
+            direct_seconds = kernel_seconds = 0.0
+            direct_tokens = kernel_tokens = 0
+            for prompt in prompts:
+                start = time.perf_counter()
+                direct_tokens += await direct(client, [prompt], system, options)
+                middle = time.perf_counter()
+                kernel_tokens += await through_kernel(kernel, [prompt])
+                kernel_seconds += time.perf_counter() - middle
+                direct_seconds += middle - start
             if kernel_tokens != direct_tokens:
                 raise SystemExit(f"paths differ: {kernel_tokens} vs {direct_tokens} tokens")
             ratios.append(kernel_seconds / direct_seconds)
