@@ -9,6 +9,11 @@ import pytest
 from llmos.kernel.scheduler import Scheduler
 
 
+async def cancelled(task: asyncio.Task) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
 class Clock:
     def __init__(self) -> None:
         self.now = 0.0
@@ -88,7 +93,7 @@ async def test_waiting_low_priority_is_not_starved():
     scheduler.release(holder)
     assert (await asyncio.wait_for(low, 1)).pid == 2
     assert not high.done()
-    high.cancel()
+    await cancelled(high)
 
 
 async def test_higher_priority_waiter_preempts_after_the_quantum():
@@ -113,7 +118,7 @@ async def test_equal_priority_never_preempts():
     await asyncio.sleep(0)
     running.tick(100)
     assert not running.should_yield()
-    waiter.cancel()
+    await cancelled(waiter)
 
 
 async def test_preemption_picks_the_lowest_priority_call():
@@ -124,7 +129,7 @@ async def test_preemption_picks_the_lowest_priority_call():
     await asyncio.sleep(0)
     assert low.should_yield()
     assert not mid.should_yield()
-    waiter.cancel()
+    await cancelled(waiter)
 
 
 async def test_cancelled_waiter_leaves_the_queue_and_leaks_no_slot():
@@ -132,7 +137,7 @@ async def test_cancelled_waiter_leaves_the_queue_and_leaks_no_slot():
     holder = await scheduler.acquire(1)
     waiter = asyncio.create_task(scheduler.acquire(2))
     await asyncio.sleep(0)
-    waiter.cancel()
+    await cancelled(waiter)
     with pytest.raises(asyncio.CancelledError):
         await waiter
     assert scheduler.waiting_pids == ()
@@ -161,4 +166,4 @@ async def test_raising_priority_of_a_waiter_preempts():
     assert not running.preempt_requested
     scheduler.set_priority(2, 4)
     assert running.should_yield()
-    waiter.cancel()
+    await cancelled(waiter)
