@@ -68,16 +68,26 @@ class ContextUsage:
 
 
 class PromptTooLarge(Exception):
-    """The newest turn cannot fit the context RAM even with all older history left out."""
+    """The newest turn cannot fit the context RAM even with all older history left out.
 
-    def __init__(self, *, over_by: int, budget: int, reserve: int) -> None:
+    ``over_by`` is how many tokens (as the kernel counts them, safety margin included) must
+    go for the request to be sent.
+    """
+
+    def __init__(self, *, over_by: int, budget: int, reserve: int, estimated: bool) -> None:
         self.over_by = over_by
         self.budget = budget
         self.reserve = reserve
+        how = (
+            " (an estimate with a safety margin: counts become exact once the model has "
+            "answered once)"
+            if estimated
+            else ""
+        )
         super().__init__(
             f"The message is about {over_by} tokens too large for this process's context RAM "
-            f"({budget} tokens, of which {reserve} are kept for the answer). Shorten it, or "
-            "give the process more context (num_ctx in the settings or --num-ctx)."
+            f"({budget} tokens, of which {reserve} are kept for the answer){how}. Shorten it, "
+            "or give the process more context (num_ctx in the settings or --num-ctx)."
         )
 
 
@@ -146,7 +156,12 @@ def fit_request(
 
     needed = math.ceil((fixed + history_tokens) * scale)
     if needed > limit:
-        raise PromptTooLarge(over_by=needed - limit, budget=budget, reserve=reserve)
+        raise PromptTooLarge(
+            over_by=needed - limit,
+            budget=budget,
+            reserve=reserve,
+            estimated=not counter.exact and not counter.calibrated,
+        )
 
     kept.reverse()
     messages = [*system, *pinned, *paged_in, *(m for turn in kept for m in turn)]
