@@ -26,12 +26,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from llmos.apps.registry import AppRegistry
+from llmos.bootstrap import build_kernel
+from llmos.config import load_settings
 from llmos.drivers.base import ChatChunk, ChatRequest, ChatStats
-from llmos.kernel.events import EventBus, SyscallStarted, TokenStreamed
+from llmos.kernel.events import SyscallStarted, TokenStreamed
 from llmos.kernel.kernel import Kernel
-from llmos.kernel.scheduler import Scheduler
-from llmos.resources import resource_path
 from tests.fakes import FakeDriver, count_prompt
 
 
@@ -60,6 +59,11 @@ class LatencyDriver(FakeDriver):
         )
 
 
+def bench_kernel(driver: LatencyDriver, slots: int) -> Kernel:
+    """The kernel the app builds (same composition root), on the latency backend."""
+    return build_kernel(load_settings({"parallel": slots, "num_ctx": 4096}, env={}), driver=driver)
+
+
 def jain(values: list[float]) -> float:
     return sum(values) ** 2 / (len(values) * sum(v * v for v in values))
 
@@ -70,15 +74,8 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def contention(processes: int, slots: int, latency: float, seconds: float) -> dict:
-    driver = LatencyDriver(latency, tokens=20)
-    bus = EventBus()
-    kernel = Kernel(
-        driver,
-        apps=AppRegistry([resource_path("apps")]),
-        scheduler=Scheduler(slots=slots),
-        bus=bus,
-        num_ctx=4096,
-    )
+    kernel = bench_kernel(LatencyDriver(latency, tokens=20), slots)
+    bus = kernel.bus
     tokens: Counter[int] = Counter()
     counting = False
 
@@ -117,14 +114,8 @@ async def contention(processes: int, slots: int, latency: float, seconds: float)
 
 
 async def free_slot_delay(calls: int, slots: int) -> list[float]:
-    driver = LatencyDriver(0.0, tokens=1)
-    bus = EventBus()
-    kernel = Kernel(
-        driver,
-        apps=AppRegistry([resource_path("apps")]),
-        scheduler=Scheduler(slots=slots),
-        bus=bus,
-    )
+    kernel = bench_kernel(LatencyDriver(0.0, tokens=1), slots)
+    bus = kernel.bus
     delays: list[float] = []
     bus.subscribe(lambda e: delays.append(e.queued_seconds), SyscallStarted)
     process = await kernel.spawn("chat", model="fake-chat:1b")
