@@ -114,7 +114,7 @@ def test_run_reads_the_prompt_from_stdin(capsys, ollama_server, monkeypatch):
 
 def test_run_never_sends_more_than_num_ctx(capsys, ollama_server):
     # A long prompt in a small window goes out whole and within the window.
-    prompt = "tokens " * 400
+    prompt = "The kernel pages memory in and out of the context window. " * 40
     code, out, err = run_cli(
         capsys,
         "run",

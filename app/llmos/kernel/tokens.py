@@ -1,32 +1,52 @@
 """Counting tokens: exactly when a backend can tokenize, otherwise a calibrated estimate.
 
-Ollama has no tokenize endpoint, so for it the kernel estimates from UTF-8 bytes and corrects
-the estimate after every call with the server's own ``prompt_eval_count``. The estimate is
-linear in the bytes of each piece, so per-segment figures always add up to the total.
+Ollama has no tokenize endpoint, so for it the kernel estimates and corrects the estimate
+after every call with the server's own ``prompt_eval_count``. The estimate of a prompt is the
+sum of its messages' estimates, so per-segment figures always add up to the total.
+
+The prior, before any calibration, is deliberately on the high side for every kind of text:
+a run of ASCII letters costs one token per 4 letters (rounded up), and every other visible
+character (a digit, punctuation, a CJK character, an accented letter) one token. Dense text
+such as numbers, CSV or code is 1-2 bytes a token, so a bytes-based prior would undercount it
+and let an oversized request through.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections import OrderedDict, deque
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from typing import Protocol
 
 from llmos.drivers.base import Message, Tool
 
-BYTES_PER_TOKEN = 4.0
-"""Prior for text before any calibration (what MemGPT/Letta assume for Ollama)."""
 MESSAGE_OVERHEAD = 4
 """Role markers a chat template wraps around each message."""
 GENERATION_PROMPT = 3
 """The template's opening of the assistant's answer."""
 TOOLS_OVERHEAD = 10
-IMAGE_TOKENS = 576
-"""A typical vision encoder's image cost (LLaVA-style 24x24 patches)."""
+IMAGE_TOKENS = 1024
+"""Prior for one image (vision encoders use 256 to ~1,600); learned per model."""
 
 UNCALIBRATED_MARGIN = 0.25
 MIN_MARGIN = 0.02
-MAX_MARGIN = 0.25
+MAX_MARGIN = 0.5
+
+_ASCII_WORD = re.compile(r"[A-Za-z]+")
+_SINGLE = re.compile(r"[^\sA-Za-z]")
+_SPACE_RUN = re.compile(r"\s{2,}")
+
+
+@lru_cache(maxsize=8192)
+def text_prior(text: str) -> int:
+    """A high-side token estimate of ``text`` for an unknown tokenizer."""
+    if not text:
+        return 0
+    words = sum((len(word) + 3) // 4 for word in _ASCII_WORD.findall(text))
+    spaces = sum((len(run) + 2) // 4 for run in _SPACE_RUN.findall(text))
+    return words + len(_SINGLE.findall(text)) + spaces
 
 
 class TokenCounter(Protocol):
@@ -60,9 +80,15 @@ class TokenCounter(Protocol):
         ...
 
     def observe(
-        self, messages: Sequence[Message], tools: Sequence[Tool] | None, reported: int
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[Tool] | None,
+        reported: int,
+        *,
+        truncated: bool = False,
     ) -> None:
-        """Learn from the backend's count of a prompt it received."""
+        """Learn from the backend's count of a prompt it received. ``truncated`` says the
+        backend cut the prompt, so the count is only a lower bound."""
         ...
 
     def learn_answer(self, message: Message, completion_tokens: int) -> None:
@@ -70,33 +96,36 @@ class TokenCounter(Protocol):
         ...
 
 
-def _raw_message(message: Message) -> float:
-    size = len(str(message.get("content") or "").encode())
+def _text_raw(message: Message) -> float:
+    raw = MESSAGE_OVERHEAD + text_prior(str(message.get("content") or ""))
     calls = message.get("tool_calls")
     if calls:
-        size += len(json.dumps(calls, ensure_ascii=False, default=str).encode())
-    images = message.get("images") or ()
-    return MESSAGE_OVERHEAD + size / BYTES_PER_TOKEN + IMAGE_TOKENS * len(images)
+        raw += text_prior(json.dumps(calls, ensure_ascii=False, default=str))
+    return raw
+
+
+def _image_count(message: Message) -> int:
+    return len(message.get("images") or ())
 
 
 def _raw_tools(tools: Sequence[Tool] | None) -> float:
     if not tools:
         return 0.0
-    size = len(json.dumps(list(tools), ensure_ascii=False, default=str).encode())
-    return TOOLS_OVERHEAD + size / BYTES_PER_TOKEN
+    return TOOLS_OVERHEAD + text_prior(json.dumps(list(tools), ensure_ascii=False, default=str))
 
 
 class CalibratedEstimator:
-    """A byte-based estimate that learns the backend's counts.
+    """A prior estimate that learns the backend's counts.
 
-    Two things are learned from every call's ``prompt_eval_count``:
+    Three things are learned from every call's ``prompt_eval_count``:
 
     - the cost of each message the call introduced: the reported total, less what is already
-      known, is shared among the new messages by their byte estimates (with one new message,
-      the usual case, its cost is then exact), and remembered by content. A finished answer's
+      known, is shared among the new messages by their estimates (with one new message, the
+      usual case, its cost is then exact), and remembered by content. A finished answer's
       cost is learned from ``eval_count``. So a conversation's next prompt is known but for
       its newest user turn;
-    - a bytes-to-tokens scale for text not seen yet, from the same remainder.
+    - a scale from the prior to this model's tokens, from the same remainder;
+    - the cost of an image, from calls that introduce images (kept apart from the text scale).
 
     The margin grows to 1.5x the worst relative error seen over the last few calls, so a
     request sized with it does not overflow while the estimate is still settling.
@@ -104,6 +133,7 @@ class CalibratedEstimator:
 
     def __init__(self, *, history: int = 8, remember: int = 50_000) -> None:
         self.scale = 1.0
+        self.image_tokens = float(IMAGE_TOKENS)
         self._observations = 0
         self._errors: deque[float] = deque(maxlen=history)
         self._known: OrderedDict[int, int] = OrderedDict()
@@ -127,7 +157,10 @@ class CalibratedEstimator:
         known = self._known.get(_message_key(message))
         if known is not None:
             return known
-        return round(self.scale * _raw_message(message))
+        return round(self._estimate_new(message))
+
+    def _estimate_new(self, message: Message) -> float:
+        return self.scale * _text_raw(message) + self.image_tokens * _image_count(message)
 
     def tools(self, tools: Sequence[Tool] | None) -> int:
         return round(self.scale * _raw_tools(tools))
@@ -139,26 +172,48 @@ class CalibratedEstimator:
         return sum(self.message(m) for m in messages) + self.tools(tools) + self.generation_prompt()
 
     def observe(
-        self, messages: Sequence[Message], tools: Sequence[Tool] | None, reported: int
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[Tool] | None,
+        reported: int,
+        *,
+        truncated: bool = False,
     ) -> None:
         if reported <= 0:
             return
-        if self.calibrated:
-            self._errors.append(abs(self.estimate(messages, tools) - reported) / reported)
+        estimate = self.estimate(messages, tools)
+        if self.calibrated or estimate < reported:
+            self._errors.append(abs(estimate - reported) / reported)
         known = 0
-        new: dict[int, float] = {}
+        new: dict[int, Message] = {}
         for message in messages:
             key = _message_key(message)
             if key in self._known:
                 known += self._known[key]
             else:
-                new[key] = new.get(key, 0.0) + _raw_message(message)
+                new[key] = message
         remainder = reported - known - self.tools(tools) - self.generation_prompt()
-        raw = sum(new.values())
-        if new and remainder > 0:
-            self.scale = remainder / raw
-            for key, cost in new.items():
-                self._remember_cost(key, max(1, round(remainder * cost / raw)))
+        if not new or remainder <= 0:
+            self._observations += 1
+            return
+        text = sum(_text_raw(m) for m in new.values())
+        images = sum(_image_count(m) for m in new.values())
+        if truncated:
+            # The backend cut the prompt: its count is a floor, never an exact cost.
+            if not images:
+                self.scale = max(self.scale, remainder / text)
+            self._observations += 1
+            return
+        if images:
+            per_image = (remainder - self.scale * text) / images
+            if per_image > 0:
+                self.image_tokens = per_image
+        else:
+            self.scale = remainder / text
+        shares = {key: self._estimate_new(m) for key, m in new.items()}
+        total = sum(shares.values())
+        for key, share in shares.items():
+            self._remember_cost(key, max(1, round(remainder * share / total)))
         self._observations += 1
 
     def learn_answer(self, message: Message, completion_tokens: int) -> None:
@@ -175,12 +230,15 @@ class CalibratedEstimator:
 
 def _message_key(message: Message) -> int:
     calls = message.get("tool_calls")
+    images = message.get("images") or ()
     return hash(
         (
             message.get("role"),
             str(message.get("content") or ""),
             json.dumps(calls, sort_keys=True, default=str) if calls else "",
-            len(message.get("images") or ()),
+            tuple(
+                hash(image if isinstance(image, str | bytes) else str(image)) for image in images
+            ),
         )
     )
 
