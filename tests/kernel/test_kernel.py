@@ -234,3 +234,81 @@ async def test_shutdown_leaves_no_task_running(kernel, driver):
     assert all(not p.alive for p in processes)
     leftover = [t for t in asyncio.all_tasks() if t.get_name().startswith("llmos-turn")]
     assert all(t.done() for t in leftover)
+
+
+async def test_a_resume_in_a_tight_window_finishes_the_answer(make_kernel, driver):
+    kernel = make_kernel(num_ctx=512)
+    driver.token_delay = 0.002
+    driver.answer = lambda messages: "word " * 200
+    process = await kernel.spawn("chat")
+    # A prompt that fills most of what the window allows before the answer.
+    turn = asyncio.create_task(kernel.send(process.pid, "one " * 141))
+    await wait_for(lambda: len(process.history) == 1 and process.state is ProcessState.RUNNING)
+    await wait_for(lambda: driver.requests and process.counters.model_calls == 1)
+    await asyncio.sleep(0.06)
+    kernel.suspend(process.pid)
+    await wait_for(lambda: driver.active == 0)
+    kernel.resume(process.pid)
+    result = await asyncio.wait_for(turn, 5)
+    assert result.answer.startswith("word word")
+    assert process.history[-1]["content"] == result.answer
+    assert process.history[0]["role"] == "user"
+    assert process.state is ProcessState.READY
+    for request, reported in zip(driver.requests, driver.reported, strict=True):
+        assert reported + request.options["num_predict"] <= 512
+
+
+async def test_a_caller_that_gives_up_leaves_the_process_ready(kernel, driver):
+    driver.token_delay = 0.01
+    process = await kernel.spawn("chat")
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(kernel.send(process.pid, "slow answer please"), 0.05)
+    assert process.state is ProcessState.READY and not process.busy
+    assert process.history[-1].get("interrupted") is True  # what arrived is kept
+    assert kernel.scheduler.free_slots == 1
+    driver.token_delay = 0
+    assert (await kernel.send(process.pid, "again")).answer
+
+
+async def test_a_caller_that_gives_up_while_queued_leaves_the_process_ready(kernel, driver):
+    driver.token_delay = 0.01
+    busy = await kernel.spawn("chat")
+    queued = await kernel.spawn("chat")
+    first = asyncio.create_task(kernel.send(busy.pid, "hold the slot"))
+    await wait_for(lambda: busy.state is ProcessState.RUNNING)
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(kernel.send(queued.pid, "behind"), 0.03)
+    assert queued.state is ProcessState.READY
+    assert kernel.scheduler.waiting_pids == ()
+    await first
+
+
+async def test_an_unexpected_driver_exception_is_a_model_call_failure(kernel, driver):
+    process = await kernel.spawn("chat")
+    driver.answer = lambda messages: (_ for _ in ()).throw(ValueError("bad JSON line"))
+    with pytest.raises(ModelCallFailed, match="bad JSON line"):
+        await kernel.send(process.pid, "hello")
+    assert process.state is ProcessState.READY
+    assert process.counters.faults == 1
+    assert kernel.scheduler.free_slots == 1
+
+
+async def test_a_suspended_waiter_does_not_preempt(make_kernel, driver):
+    # A long quantum keeps the preemption pending long enough to suspend the waiter.
+    kernel = make_kernel(slots=1, quantum_tokens=10)
+    driver.token_delay = 0.003
+    finished = record(kernel, SyscallFinished)
+    low = await kernel.spawn("chat", priority=0)
+    high = await kernel.spawn("chat", priority=5)
+    low_turn = asyncio.create_task(kernel.send(low.pid, "long low answer"))
+    await wait_for(lambda: low.state is ProcessState.RUNNING)
+    high_turn = asyncio.create_task(kernel.send(high.pid, "urgent"))
+    await wait_for(lambda: kernel.scheduler.waiting_pids == (high.pid,))
+    assert kernel.scheduler.running[0].preempt_requested
+    kernel.suspend(high.pid)
+    assert not kernel.scheduler.running[0].preempt_requested
+    await low_turn
+    assert [(e.pid, e.outcome) for e in finished if e.pid == low.pid] == [(low.pid, "ok")]
+    assert not high_turn.done()
+    kernel.resume(high.pid)
+    assert (await asyncio.wait_for(high_turn, 5)).answer

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -73,6 +74,8 @@ class TurnResult:
     done_reason: str
     preemptions: int
     tool_calls: tuple[dict[str, Any], ...] = ()
+    over_budget: bool = False
+    """The backend counted more prompt tokens than the kernel allowed (an estimate missed)."""
 
 
 @dataclass
@@ -226,6 +229,7 @@ class Kernel:
         if not process.alive or process.state is ProcessState.SUSPENDED:
             return
         process._resumed.clear()
+        self.scheduler.hold(pid)
         if process._lease is not None:
             process._lease.request_yield(force=True)
         self._set_state(process, ProcessState.SUSPENDED)
@@ -236,6 +240,7 @@ class Kernel:
             return
         process._resumed.set()
         self._set_state(process, ProcessState.WAITING if process.busy else ProcessState.READY)
+        self.scheduler.unhold(pid)
 
     def set_priority(self, pid: int, priority: int) -> None:
         process = self.get(pid)
@@ -293,43 +298,72 @@ class Kernel:
             raise
 
     async def _run_turn(self, process: Process) -> TurnResult:
-        counter: TokenCounter = self.driver.exact_tokenizer(process.model) or (
-            self.calibration.for_model(process.model)
-        )
+        counter = self._counter(process.model)
         partial = ""
         generated = 0
         preemptions = 0
-        while True:
-            await self._wait_resumed(process)
-            history = process.history
-            if partial:
-                # Resume a preempted answer: the model continues a prefilled assistant message,
-                # which now sits in the prompt, so the answer's reserve shrinks by as much.
-                history = [*history, {"role": "assistant", "content": partial}]
-            reserve = max(16, process.reserve - generated)
-            fitted = fit_request(
-                budget=process.budget,
-                reserve=reserve,
-                counter=counter,
-                system=process.system_messages,
-                pinned=process.pinned,
-                history=history,
-            )
-            process.usage = fitted.usage
-            process.counters.dropped_turns = fitted.dropped_turns
-            self.bus.publish(ContextUsageChanged(process.pid, fitted.usage))
+        fitted: FittedRequest | None = None
+        try:
+            while True:
+                await self._wait_resumed(process)
+                history = process.history
+                reserve = process.reserve
+                if partial:
+                    # Resume a preempted answer: the model continues a prefilled assistant
+                    # message. The partial answer moves from the reserve into the prompt, so
+                    # the reserve gives back what the fit charges for it (margin included)
+                    # and a turn that fitted before still fits.
+                    prefill: Message = {"role": "assistant", "content": partial}
+                    history = [*history, prefill]
+                    charged = math.ceil(counter.message(prefill) * (1 + counter.margin))
+                    reserve = max(16, process.reserve - charged)
+                try:
+                    fitted = fit_request(
+                        budget=process.budget,
+                        reserve=reserve,
+                        counter=counter,
+                        system=process.system_messages,
+                        pinned=process.pinned,
+                        history=history,
+                    )
+                except PromptTooLarge:
+                    if fitted is None or not partial:
+                        raise
+                    # The answer has grown past what the window can continue: keep it.
+                    ended = _Call(parts=[], stats=ChatStats(done_reason="length"))
+                    return self._finish_turn(
+                        process, counter, fitted, ended, partial, generated, preemptions
+                    )
+                process.usage = fitted.usage
+                process.counters.dropped_turns = fitted.dropped_turns
+                self.bus.publish(ContextUsageChanged(process.pid, fitted.usage))
 
-            call = await self._model_call(process, fitted, reserve, partial)
-            partial += "".join(call.parts)
-            generated += len(call.parts)
-            if call.yielded:
-                preemptions += 1
-                process.counters.preemptions += 1
-                process.counters.generated_tokens += len(call.parts)
-                continue
-            return self._finish_turn(
-                process, counter, fitted, call, partial, generated - len(call.parts), preemptions
-            )
+                call = await self._model_call(process, fitted, reserve, partial)
+                partial += "".join(call.parts)
+                generated += len(call.parts)
+                if call.yielded:
+                    preemptions += 1
+                    process.counters.preemptions += 1
+                    process.counters.generated_tokens += len(call.parts)
+                    continue
+                return self._finish_turn(
+                    process,
+                    counter,
+                    fitted,
+                    call,
+                    partial,
+                    generated - len(call.parts),
+                    preemptions,
+                )
+        finally:
+            # However the turn ended (answered, failed, killed, cancelled by the caller), a
+            # live process is ready again; a suspended one stays suspended.
+            if process.state in (ProcessState.WAITING, ProcessState.RUNNING):
+                self._set_state(process, ProcessState.READY)
+
+    def _counter(self, model: str) -> TokenCounter:
+        exact: TokenCounter | None = self.driver.exact_tokenizer(model)
+        return exact or self.calibration.for_model(model)
 
     async def _wait_resumed(self, process: Process) -> None:
         if not process._resumed.is_set():
@@ -367,11 +401,16 @@ class Kernel:
         except asyncio.CancelledError:
             self._keep_partial(process, prefill + "".join(call.parts))
             raise
-        except DriverError as failure:
+        except Exception as failure:
+            if not isinstance(failure, DriverError):
+                # A driver must raise DriverErrors; if one slips, the process still survives.
+                log.exception("pid %d: the model backend failed unexpectedly", process.pid)
+                failure = DriverError(
+                    f"The model backend failed unexpectedly ({type(failure).__name__}: {failure})."
+                )
             outcome, error = "failed", str(failure)
             self._keep_partial(process, prefill + "".join(call.parts))
             process.counters.faults += 1
-            self._set_state(process, ProcessState.READY)
             raise ModelCallFailed(failure, prefill + "".join(call.parts)) from None
         finally:
             process._lease = None
@@ -430,16 +469,20 @@ class Kernel:
     ) -> TurnResult:
         stats = call.stats or ChatStats()
         accounted = fitted.usage.prompt
-        reported = stats.prompt_tokens
+        reported = stats.prompt_tokens or None  # 0 means "not counted", as on a cache hit
+        over_budget = reported is not None and reported > fitted.usage.prompt_limit
         if reported is not None:
-            counter.observe(fitted.messages, None, reported)
-            if reported > fitted.usage.prompt_limit:
-                log.warning(
-                    "pid %d: backend counted %d prompt tokens, over the %d available",
-                    process.pid,
-                    reported,
-                    fitted.usage.prompt_limit,
-                )
+            # A count at num_ctx means the backend cut the prompt: only a floor to learn from.
+            truncated = reported >= process.budget
+            counter.observe(fitted.messages, None, reported, truncated=truncated)
+        if over_budget:
+            process.counters.overflows += 1
+            log.warning(
+                "pid %d: the backend counted %s prompt tokens, over the %d available",
+                process.pid,
+                reported,
+                fitted.usage.prompt_limit,
+            )
         generated = stats.completion_tokens
         if generated is None:
             generated = len(call.parts)
@@ -472,15 +515,14 @@ class Kernel:
             done_reason=stats.done_reason,
             preemptions=preemptions,
             tool_calls=call.tool_calls,
+            over_budget=over_budget,
         )
 
     # -- bookkeeping -----------------------------------------------------------------------
 
     def _account(self, process: Process) -> ContextUsage | None:
         """Recount the context RAM the process's next request would hold, and publish it."""
-        counter = self.driver.exact_tokenizer(process.model) or self.calibration.for_model(
-            process.model
-        )
+        counter = self._counter(process.model)
         try:
             fitted = fit_request(
                 budget=process.budget,

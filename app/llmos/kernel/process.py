@@ -39,6 +39,8 @@ class ProcessCounters:
     preemptions: int = 0
     faults: int = 0
     """Model calls that broke mid-way."""
+    overflows: int = 0
+    """Calls the backend counted larger than the kernel allowed (the estimate missed)."""
     dropped_turns: int = 0
     """Oldest turns left out of the latest request to fit the context RAM."""
     started_at: float = field(default_factory=time.time)

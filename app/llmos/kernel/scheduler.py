@@ -93,6 +93,7 @@ class Scheduler:
         self._waiting: list[_Waiter] = []
         self._seq = itertools.count()
         self._last_served: dict[int, int] = {}
+        self._held: set[int] = set()
         self._serve_seq = itertools.count()
         self.preemptions = 0
 
@@ -138,8 +139,23 @@ class Scheduler:
             self._running.remove(lease)
             self._dispatch()
 
+    def hold(self, pid: int) -> None:
+        """Keep ``pid``'s queued calls in the queue without granting them (a suspended
+        process), and withdraw preemptions that only they were asking for."""
+        self._held.add(pid)
+        for lease in self._running:
+            if lease.preempt_requested and not lease._force and not self._outranked(lease):
+                lease._preempt = False
+
+    def unhold(self, pid: int) -> None:
+        self._held.discard(pid)
+        self._dispatch()
+        for waiter in [w for w in self._waiting if w.pid == pid]:
+            self._preempt_for(waiter)
+
     def cancel_waiting(self, pid: int) -> None:
         """Drop every queued call of ``pid`` (its awaiting callers get CancelledError)."""
+        self._held.discard(pid)
         for waiter in [w for w in self._waiting if w.pid == pid]:
             self._waiting.remove(waiter)
             waiter.future.cancel()
@@ -167,16 +183,24 @@ class Scheduler:
             return waiter.priority
         return waiter.priority + (now - waiter.enqueued_at) // self.aging_seconds
 
-    def _pick(self) -> _Waiter:
+    def _pick(self) -> _Waiter | None:
         now = self._clock()
+        eligible = [w for w in self._waiting if w.pid not in self._held]
+        if not eligible:
+            return None
         return min(
-            self._waiting,
+            eligible,
             key=lambda w: (-self._effective(w, now), self._last_served.get(w.pid, -1), w.seq),
         )
 
+    def _outranked(self, lease: Lease) -> bool:
+        return any(w.priority > lease.priority and w.pid not in self._held for w in self._waiting)
+
     def _dispatch(self) -> None:
-        while self.free_slots > 0 and self._waiting:
+        while self.free_slots > 0:
             waiter = self._pick()
+            if waiter is None:
+                return
             self._waiting.remove(waiter)
             if waiter.future.done():
                 continue
@@ -184,6 +208,8 @@ class Scheduler:
 
     def _preempt_for(self, waiter: _Waiter) -> None:
         """If no slot is free, ask the lowest-priority running call below ``waiter`` to yield."""
+        if waiter.pid in self._held:
+            return
         if self.free_slots > 0:
             self._dispatch()
             return
