@@ -222,3 +222,18 @@ def test_the_installed_command_runs_as_a_subprocess(ollama_server):
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["answer"]
+
+
+def test_run_with_no_stdin_to_read_says_so(capsys, ollama_server, monkeypatch):
+    monkeypatch.setattr(sys, "stdin", None)
+    code, _, err = run_cli(
+        capsys, "run", "chat", "--prompt", "-", "--ollama-host", ollama_server.host
+    )
+    assert code == 1 and "there is no stdin" in err
+
+
+def test_run_with_an_empty_prompt_says_so(capsys, ollama_server):
+    code, _, err = run_cli(
+        capsys, "run", "chat", "--prompt", "  ", "--ollama-host", ollama_server.host
+    )
+    assert code == 1 and "the prompt is empty" in err

@@ -85,3 +85,9 @@ def test_bad_values_name_the_setting_and_source(monkeypatch, tmp_path):
     monkeypatch.setenv("LLMOS_ENGINE", "gpu")
     with pytest.raises(SettingsError, match="LLMOS_ENGINE"):
         load_settings({})
+
+
+def test_a_config_path_that_is_a_folder_is_an_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("LLMOS_CONFIG", str(tmp_path))
+    with pytest.raises(SettingsError, match="is not a file"):
+        load_settings({})

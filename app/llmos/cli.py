@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
@@ -21,7 +22,7 @@ from llmos.bootstrap import build_driver, build_kernel
 from llmos.config import ENGINES, Settings, SettingsError, load_settings
 from llmos.drivers.base import DriverError, ModelDriver, ModelInfo
 from llmos.kernel.context import PromptTooLarge
-from llmos.kernel.errors import KernelError
+from llmos.kernel.errors import KernelError, ProcessGone
 from llmos.kernel.events import TokenStreamed
 
 _USER_ERRORS = (
@@ -130,6 +131,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("llmos: interrupted.", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        _silence_stdout()
+        return 0
 
 
 # -- doctor ---------------------------------------------------------------------------------
@@ -250,25 +254,37 @@ def _human_bytes(size: int) -> str:
 
 
 async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
-    if not prompt.strip():
-        print("llmos: the prompt is empty.", file=sys.stderr)
+    prompt = _read_prompt(args.prompt)
+    if prompt is None:
         return 1
     kernel = build_kernel(settings)
     try:
         process = await kernel.spawn(args.app, priority=args.priority, model=settings.model)
         streamed = False
+        reader_gone = False
         if not args.json:
 
             def show(event: TokenStreamed) -> None:
-                nonlocal streamed
-                if event.pid == process.pid:
-                    streamed = True
+                nonlocal streamed, reader_gone
+                if event.pid != process.pid or reader_gone:
+                    return
+                try:
                     sys.stdout.write(event.text)
                     sys.stdout.flush()
+                    streamed = True
+                except BrokenPipeError:
+                    # Whoever read the answer (`| head`) has gone: stop generating it.
+                    reader_gone = True
+                    kernel.kill(process.pid)
 
             kernel.bus.subscribe(show, TokenStreamed)
-        result = await kernel.send(process.pid, prompt)
+        try:
+            result = await kernel.send(process.pid, prompt)
+        except ProcessGone:
+            if reader_gone:
+                _silence_stdout()
+                return 0
+            raise
         kernel.exit(process.pid)
         if args.json:
             print(
@@ -293,6 +309,13 @@ async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             )
         elif streamed and not result.answer.endswith("\n"):
             print()
+        if result.over_budget:
+            print(
+                f"llmos: warning: the backend counted {result.prompt_tokens_reported} prompt "
+                f"tokens, more than the {result.usage.prompt_limit} this process may send; the "
+                "kernel has corrected its estimate for next time.",
+                file=sys.stderr,
+            )
         if result.done_reason == "length":
             print(
                 f"llmos: the answer was cut at the reserve for answers ({process.reserve} tokens).",
@@ -301,6 +324,30 @@ async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     finally:
         await kernel.shutdown()
+
+
+def _read_prompt(given: str) -> str | None:
+    """The prompt text, from the flag or (for ``-``) stdin; None after printing why not."""
+    if given == "-":
+        if sys.stdin is None or sys.stdin.closed:
+            print("llmos: --prompt - reads stdin, but there is no stdin.", file=sys.stderr)
+            return None
+        try:
+            given = sys.stdin.read()
+        except (OSError, UnicodeDecodeError) as error:
+            print(f"llmos: the prompt could not be read from stdin ({error}).", file=sys.stderr)
+            return None
+    if not given.strip():
+        print("llmos: the prompt is empty.", file=sys.stderr)
+        return None
+    return given
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 # -- apps and models --------------------------------------------------------------------------

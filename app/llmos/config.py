@@ -83,6 +83,8 @@ def load_settings(
         settings = _apply(settings, {"parallel": env["OLLAMA_NUM_PARALLEL"]}, "OLLAMA_NUM_PARALLEL")
 
     path = default_config_file(env)
+    if path.exists() and not path.is_file():
+        raise SettingsError(f"The config file {path} is not a file.")
     if path.is_file():
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -120,7 +122,10 @@ def _convert(key: str, value: Any, source: str) -> Any:
     if key == "data_dir":
         return Path(str(value)).expanduser()
     if key == "ollama_host":
-        return parse_ollama_host(str(value))
+        try:
+            return parse_ollama_host(str(value))
+        except ValueError as error:
+            raise SettingsError(f"ollama_host from {source}: {error}.") from None
     if key == "engine":
         engine = str(value).strip().lower()
         if engine not in ENGINES:

@@ -47,6 +47,10 @@ class StreamBroken(DriverError):
     """A generation stopped mid-way (connection lost or an in-stream error)."""
 
 
+class ProtocolMismatch(DriverError):
+    """Something answers at the backend's address, but not in the backend's protocol."""
+
+
 class RequestRejected(DriverError):
     """The backend refused the request (bad input, unsupported capability, server error)."""
 

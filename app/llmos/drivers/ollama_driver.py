@@ -4,11 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
+import shlex
 from collections.abc import AsyncGenerator, Sequence
 from typing import Any, NoReturn, cast
+from urllib.parse import urlsplit
 
 import httpx
-import ollama
+import pydantic
+
+try:
+    import ollama
+except ValueError:
+    # The official package builds a default client from OLLAMA_HOST as it is imported, so a
+    # malformed OLLAMA_HOST breaks the import itself. Import it without that variable; the
+    # settings then say what is wrong with the value.
+    _malformed_host = os.environ.pop("OLLAMA_HOST", None)
+    try:
+        import ollama
+    finally:
+        if _malformed_host is not None:
+            os.environ["OLLAMA_HOST"] = _malformed_host
 
 from llmos.drivers.base import (
     BackendUnavailable,
@@ -20,13 +37,20 @@ from llmos.drivers.base import (
     ModelDriver,
     ModelInfo,
     ModelNotFound,
+    ProtocolMismatch,
     PullProgress,
     RequestRejected,
     StreamBroken,
 )
 
 _NS = 1e-9
-_CLIENT_ERRORS = (ollama.ResponseError, httpx.HTTPError, ConnectionError)
+_CLIENT_ERRORS = (ollama.ResponseError, httpx.HTTPError, ConnectionError, ValueError)
+"""What the client raises: HTTP and transport errors, and ValueError for a body that is not
+Ollama's JSON (json and pydantic errors are ValueErrors) or for input it cannot send."""
+CONTROL_TIMEOUT = 10.0
+"""Seconds a quick request (version, tags, show, ps, delete) may take."""
+STREAM_IDLE_TIMEOUT = 600.0
+"""Seconds a generation may stay silent (a large model loading on a CPU can take minutes)."""
 
 
 def parse_ollama_host(host: str | None) -> str:
@@ -37,7 +61,15 @@ def parse_ollama_host(host: str | None) -> str:
     # The official client owns this rule; reuse it rather than drift from it.
     from ollama._client import _parse_host
 
-    return str(_parse_host(host or None))
+    try:
+        url = str(_parse_host(host or None))
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError as error:
+        raise ValueError(f"'{host}' is not a valid host ({error})") from None
+    if not parts.hostname:
+        raise ValueError(f"'{host}' is not a valid host")
+    return url
 
 
 class OllamaDriver(ModelDriver):
@@ -46,14 +78,27 @@ class OllamaDriver(ModelDriver):
     Args:
         host: the server, in any form ``OLLAMA_HOST`` accepts.
         connect_timeout: seconds to wait for a connection before calling the server down.
+        control_timeout: seconds a quick request (version, tags, show, ps) may take.
     """
 
     kind = "ollama"
 
-    def __init__(self, host: str | None = None, *, connect_timeout: float = 3.0) -> None:
+    def __init__(
+        self,
+        host: str | None = None,
+        *,
+        connect_timeout: float = 3.0,
+        control_timeout: float = CONTROL_TIMEOUT,
+    ) -> None:
         self._host = parse_ollama_host(host)
-        timeout = httpx.Timeout(None, connect=connect_timeout)
-        self._client = ollama.AsyncClient(host=self._host, timeout=timeout)
+        # Two clients: generations may stay silent for minutes while a model loads, but a
+        # status question to a server that accepts and never answers must not hang forever.
+        self._client = ollama.AsyncClient(
+            host=self._host, timeout=httpx.Timeout(STREAM_IDLE_TIMEOUT, connect=connect_timeout)
+        )
+        self._control = ollama.AsyncClient(
+            host=self._host, timeout=httpx.Timeout(control_timeout, connect=connect_timeout)
+        )
         self._info_cache: dict[str, ModelInfo] = {}
 
     @property
@@ -62,6 +107,7 @@ class OllamaDriver(ModelDriver):
 
     async def close(self) -> None:
         await self._client.close()
+        await self._control.close()
 
     # -- errors ----------------------------------------------------------------------------
 
@@ -72,20 +118,35 @@ class OllamaDriver(ModelDriver):
             "or OLLAMA_HOST.",
         )
 
+    def _not_ollama(self, detail: str) -> ProtocolMismatch:
+        return ProtocolMismatch(
+            f"The server at {self._host} does not answer like Ollama ({detail}).",
+            hint="Check that --ollama-host or OLLAMA_HOST points at an Ollama server.",
+        )
+
     def _raise(self, error: BaseException, model: str = "") -> NoReturn:
         """Translate client and transport errors into DriverErrors that say what to do."""
         if isinstance(error, DriverError):
             raise error
         if isinstance(error, ollama.ResponseError):
-            text = str(error.error)
-            if error.status_code == 404 or ("not found" in text and model):
-                name = model or text
+            text = str(error.error).strip()
+            if error.status_code == 404 and model and _says_model_missing(text, model):
+                quoted = shlex.quote(model)
                 raise ModelNotFound(
-                    name,
-                    f"The model '{name}' is not installed on {self._host}.",
-                    hint=f"Pull it with `llmos models pull {name}` (or `ollama pull {name}`).",
+                    model,
+                    f"The model '{model}' is not installed on {self._host}.",
+                    hint=f"Pull it with `llmos models pull {quoted}` (or `ollama pull {quoted}`).",
                 ) from None
-            raise RequestRejected(f"Ollama refused the request: {text}.") from None
+            if error.status_code == 404:
+                raise self._not_ollama(f"HTTP 404: {_shorten(text)}") from None
+            raise RequestRejected(f"Ollama refused the request: {_shorten(text)}.") from None
+        if isinstance(error, httpx.TimeoutException) and not isinstance(
+            error, httpx.ConnectTimeout
+        ):
+            raise BackendUnavailable(
+                f"Ollama at {self._host} accepted the connection but did not answer in time.",
+                hint="Check that the server is healthy (restart `ollama serve`).",
+            ) from None
         if isinstance(error, ConnectionError | httpx.ConnectError | httpx.ConnectTimeout):
             raise self._unreachable() from None
         if isinstance(error, httpx.HTTPError):
@@ -93,6 +154,10 @@ class OllamaDriver(ModelDriver):
                 f"The connection to Ollama at {self._host} broke: {type(error).__name__}.",
                 hint="Check that the server is still running, then try again.",
             ) from None
+        if isinstance(error, json.JSONDecodeError | pydantic.ValidationError):
+            raise self._not_ollama(f"unexpected reply: {type(error).__name__}") from None
+        if isinstance(error, ValueError):
+            raise RequestRejected(f"The request cannot be sent: {error}.") from None
         raise error
 
     # -- chat ------------------------------------------------------------------------------
@@ -129,14 +194,13 @@ class OllamaDriver(ModelDriver):
                 f"Ollama at {self._host} ended the answer without finishing it.",
                 hint="The partial answer was kept; try again.",
             )
-        except ollama.ResponseError as error:
-            if started:
+        except _CLIENT_ERRORS as error:
+            if started and not isinstance(error, httpx.HTTPError | ConnectionError):
+                detail = error.error if isinstance(error, ollama.ResponseError) else error
                 raise StreamBroken(
-                    f"Ollama stopped mid-answer: {error.error}.",
+                    f"Ollama stopped mid-answer: {_shorten(str(detail))}.",
                     hint="The partial answer was kept; try again.",
                 ) from None
-            self._raise(error, request.model)
-        except (httpx.HTTPError, ConnectionError) as error:
             self._raise(error, request.model)
 
     # -- embeddings ------------------------------------------------------------------------
@@ -153,20 +217,25 @@ class OllamaDriver(ModelDriver):
     # -- models ----------------------------------------------------------------------------
 
     async def version(self) -> str:
+        # The official client has no version call; its own httpx client has the host and
+        # timeouts set already.
         try:
-            response = await self._client._client.get("/api/version")
+            response = await self._control._client.get("/api/version")
             response.raise_for_status()
-        except httpx.HTTPStatusError:
-            return "unknown"
-        except (httpx.HTTPError, ConnectionError) as error:
+            body = response.json()
+        except httpx.HTTPStatusError as error:
+            raise self._not_ollama(f"HTTP {error.response.status_code} on /api/version") from None
+        except _CLIENT_ERRORS as error:
             self._raise(error)
-        return str(response.json().get("version", "unknown"))
+        if not isinstance(body, dict) or "version" not in body:
+            raise self._not_ollama("no version in /api/version")
+        return str(body["version"])
 
     async def model_info(self, name: str) -> ModelInfo:
         if name in self._info_cache:
             return self._info_cache[name]
         try:
-            shown = await self._client.show(name)
+            shown = await self._control.show(name)
         except _CLIENT_ERRORS as error:
             self._raise(error, name)
         info = _model_info_from_show(name, shown)
@@ -175,7 +244,7 @@ class OllamaDriver(ModelDriver):
 
     async def list_models(self) -> list[ModelInfo]:
         try:
-            listed = await self._client.list()
+            listed = await self._control.list()
         except _CLIENT_ERRORS as error:
             self._raise(error)
         names = [entry.model for entry in listed.models if entry.model]
@@ -197,7 +266,7 @@ class OllamaDriver(ModelDriver):
 
     async def loaded_models(self) -> list[LoadedModel]:
         try:
-            response = await self._client.ps()
+            response = await self._control.ps()
         except _CLIENT_ERRORS as error:
             self._raise(error)
         return [
@@ -221,24 +290,34 @@ class OllamaDriver(ModelDriver):
                     total=step.total,
                     digest=step.digest or "",
                 )
-        except ollama.ResponseError as error:
-            if "file does not exist" in str(error.error) or error.status_code == 404:
+        except _CLIENT_ERRORS as error:
+            if isinstance(error, ollama.ResponseError) and "file does not exist" in str(
+                error.error
+            ):
                 raise ModelNotFound(
                     name,
                     f"There is no model called '{name}' in the Ollama library.",
                     hint="Check the name and tag (for example `qwen2.5:0.5b`).",
                 ) from None
             self._raise(error, name)
-        except (httpx.HTTPError, ConnectionError) as error:
-            self._raise(error, name)
         self._info_cache.pop(name, None)
 
     async def delete(self, name: str) -> None:
         try:
-            await self._client.delete(name)
+            await self._control.delete(name)
         except _CLIENT_ERRORS as error:
             self._raise(error, name)
         self._info_cache.pop(name, None)
+
+
+def _says_model_missing(text: str, model: str) -> bool:
+    """Ollama's 404 for a model reads "model 'x' not found"; a 404 page does not."""
+    return "not found" in text and ("model" in text or model in text)
+
+
+def _shorten(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _chunk_from(part: ollama.ChatResponse) -> ChatChunk:
