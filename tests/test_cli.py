@@ -46,11 +46,13 @@ def test_doctor_reads_ollama_host_from_the_environment(capsys, ollama_server, mo
 
 
 def test_doctor_with_nothing_listening_exits_1_with_a_clear_message(capsys, dead_host):
-    code, out, err = run_cli(capsys, "doctor", "--ollama-host", dead_host)
+    code, out, err = run_cli(capsys, "doctor", "--engine", "ollama", "--ollama-host", dead_host)
     assert code == 1
     assert f"Ollama is not reachable at {dead_host}" in err
     assert "Traceback" not in err
-    code, out, _ = run_cli(capsys, "doctor", "--json", "--ollama-host", dead_host)
+    code, out, _ = run_cli(
+        capsys, "doctor", "--json", "--engine", "ollama", "--ollama-host", dead_host
+    )
     assert code == 1 and json.loads(out)["reachable"] is False
 
 
@@ -168,7 +170,9 @@ def test_run_with_an_unusable_model_says_what_to_do(capsys, ollama_server, args,
 
 
 def test_run_with_nothing_listening_exits_1(capsys, dead_host):
-    code, out, err = run_cli(capsys, "run", "chat", "--prompt", "hi", "--ollama-host", dead_host)
+    code, out, err = run_cli(
+        capsys, "run", "chat", "--prompt", "hi", "--engine", "ollama", "--ollama-host", dead_host
+    )
     assert code == 1 and out == ""
     assert err.strip() == (
         f"llmos: Ollama is not reachable at {dead_host}. Start it with `ollama serve`, or "

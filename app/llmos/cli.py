@@ -8,25 +8,28 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from typing import Any
 
 from llmos import __version__
 from llmos.apps.manifest import ManifestError
 from llmos.apps.registry import AppNotFound, AppRegistry
-from llmos.bootstrap import build_driver, build_kernel
+from llmos.bootstrap import choose_engine, open_kernel
 from llmos.config import ENGINES, Settings, SettingsError, load_settings
 from llmos.drivers.base import DriverError, ModelDriver, ModelInfo
+from llmos.drivers.model_store import ModelFileError
 from llmos.kernel.context import PromptTooLarge
 from llmos.kernel.errors import KernelError, ProcessGone
 from llmos.kernel.events import TokenStreamed
 
 _USER_ERRORS = (
     DriverError,
+    ModelFileError,
     KernelError,
     SettingsError,
     AppNotFound,
@@ -143,6 +146,8 @@ async def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
     report: dict[str, Any] = {
         "version": __version__,
         "engine": settings.engine,
+        "engine_reason": None,
+        "location": None,
         "host": settings.ollama_host,
         "reachable": False,
         "server_version": None,
@@ -155,22 +160,25 @@ async def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
         "problem": None,
     }
     try:
-        driver = build_driver(settings)
-    except DriverError as error:
+        with _assembly_progress() as progress:
+            choice = await choose_engine(settings, progress=progress)
+    except (DriverError, ModelFileError) as error:
         report["problem"] = str(error)
         return _doctor_out(args, report)
-    report["engine"] = driver.kind
+    driver = choice.driver
+    report.update(engine=driver.kind, engine_reason=choice.reason, location=driver.location)
+    report["default_model"] = choice.model
     try:
         report["server_version"] = await driver.version()
         report["reachable"] = True
         models = await driver.list_models()
-        report["models"] = [_model_json(m) for m in models]
+        report["models"] = [{**_model_json(m), "counting": driver.counting(m.name)} for m in models]
         report["loaded"] = [m.name for m in await driver.loaded_models()]
         chat_models = [m.name for m in models if m.can_chat]
-        if settings.model and settings.model not in {m.name for m in models}:
+        if choice.model and choice.model not in {m.name for m in models}:
             report["problem"] = (
-                f"The configured model '{settings.model}' is not installed. "
-                f"Pull it with `llmos models pull {settings.model}`."
+                f"The configured model '{choice.model}' is not installed. "
+                f"Pull it with `llmos models pull {choice.model}`."
             )
         elif not chat_models:
             report["problem"] = (
@@ -204,17 +212,27 @@ def _doctor_out(args: argparse.Namespace, report: dict[str, Any]) -> int:
     if args.json:
         print(json.dumps(report, indent=2))
         return code
-    state = "reachable" if report["reachable"] else "NOT reachable"
-    if report["server_version"]:
-        state += f" (server {report['server_version']})"
     print(f"LLM-OS {report['version']}")
-    print(f"  engine    {report['engine']}")
-    print(f"  host      {report['host']}  {state}")
+    engine = report["engine"]
+    if report["engine_reason"]:
+        engine += f"  ({report['engine_reason']})"
+    print(f"  engine    {engine}")
+    if report["engine"] == "embedded":
+        print(f"  model     {report['location']}  ({report['server_version']})")
+    else:
+        state = "reachable" if report["reachable"] else "NOT reachable"
+        if report["server_version"]:
+            state += f" (Ollama {report['server_version']})"
+        print(f"  host      {report['host']}  {state}")
     print(f"  data dir  {report['data_dir']}")
     print(f"  config    {report['config_file'] or '(none; defaults and environment)'}")
     if report["models"]:
         print("  models")
         _print_models(report["models"], report["loaded"], indent="    ")
+        print("  token counting")
+        for model in report["models"]:
+            if "counting" in model:
+                print(f"    {model['name']}: {model['counting']}")
     if report["usable"]:
         print("OK: a model backend is ready.")
     else:
@@ -257,9 +275,10 @@ async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     prompt = _read_prompt(args.prompt)
     if prompt is None:
         return 1
-    kernel = build_kernel(settings)
+    with _assembly_progress() as progress:
+        kernel, choice = await open_kernel(settings, progress=progress)
     try:
-        process = await kernel.spawn(args.app, priority=args.priority, model=settings.model)
+        process = await kernel.spawn(args.app, priority=args.priority, model=choice.model)
         streamed = False
         reader_gone = False
         if not args.json:
@@ -295,7 +314,7 @@ async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
                         "app": process.app.id,
                         "model": result.model,
                         "engine": kernel.driver.kind,
-                        "host": kernel.driver.location,
+                        "location": kernel.driver.location,
                         "context": result.usage.as_dict(),
                         "prompt_tokens_accounted": result.prompt_tokens_accounted,
                         "prompt_tokens_reported": result.prompt_tokens_reported,
@@ -324,6 +343,38 @@ async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     finally:
         await kernel.shutdown()
+
+
+@contextlib.contextmanager
+def _assembly_progress() -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on stderr for the first-run assembly of the default model; it only
+    appears if there is work to show."""
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar: Progress | None = None
+    task: Any = None
+
+    def update(done: int, total: int) -> None:
+        nonlocal bar, task
+        if bar is None:
+            bar = Progress(
+                TextColumn("preparing the embedded model"),
+                BarColumn(),
+                DownloadColumn(),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            bar.start()
+            task = bar.add_task("model", total=total)
+        bar.update(task, completed=done, total=total)
+
+    try:
+        yield update
+    finally:
+        if bar is not None:
+            bar.stop()
 
 
 def _read_prompt(given: str) -> str | None:
@@ -366,7 +417,8 @@ async def cmd_apps(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
-    driver = build_driver(settings)
+    with _assembly_progress() as progress:
+        driver = (await choose_engine(settings, progress=progress)).driver
     try:
         action = args.models_command or "ls"
         if action == "pull":

@@ -161,7 +161,7 @@ def test_doctor_against_a_web_server_that_is_not_ollama(capsys):
     from llmos.cli import main
 
     with serve(NotFoundEverywhere) as host:
-        assert main(["doctor", "--ollama-host", host]) == 1
+        assert main(["doctor", "--engine", "ollama", "--ollama-host", host]) == 1
     err = capsys.readouterr().err
     assert "does not answer like Ollama" in err and "page not found" not in err.split("(")[0]
 

@@ -178,6 +178,14 @@ class ModelDriver(ABC):
     async def version(self) -> str:
         """The backend's version; raises :class:`BackendUnavailable` when it does not answer."""
 
+    async def prepare(self, model: str) -> None:  # noqa: B027 - optional hook
+        """Get ready to run ``model`` (load it, or its tokenizer); called when a process
+        spawns. The default does nothing."""
+
+    def counting(self, model: str) -> str:
+        """How prompt tokens of ``model`` are counted, in words for ``llmos doctor``."""
+        return "estimated, calibrated against the backend's own counts"
+
     def exact_tokenizer(self, model: str) -> Any | None:
         """A ``TokenCounter`` that counts exactly for ``model``, or None when the backend
         cannot tokenize locally (the kernel then calibrates an estimate)."""

@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
+import re
 import shlex
 from collections.abc import AsyncGenerator, Sequence
+from pathlib import Path
 from typing import Any, NoReturn, cast
 from urllib.parse import urlsplit
 
@@ -42,6 +45,10 @@ from llmos.drivers.base import (
     RequestRejected,
     StreamBroken,
 )
+from llmos.drivers.embedded_driver import engine_available
+from llmos.drivers.gguf_counter import TemplateCounter, load_vocab
+
+log = logging.getLogger(__name__)
 
 _NS = 1e-9
 _CLIENT_ERRORS = (ollama.ResponseError, httpx.HTTPError, ConnectionError, ValueError)
@@ -100,6 +107,8 @@ class OllamaDriver(ModelDriver):
             host=self._host, timeout=httpx.Timeout(control_timeout, connect=connect_timeout)
         )
         self._info_cache: dict[str, ModelInfo] = {}
+        self._blobs: dict[str, Path] = {}
+        self._counters: dict[str, TemplateCounter] = {}
 
     @property
     def location(self) -> str:
@@ -240,7 +249,38 @@ class OllamaDriver(ModelDriver):
             self._raise(error, name)
         info = _model_info_from_show(name, shown)
         self._info_cache[name] = info
+        blob = _local_blob(shown.modelfile or "")
+        if blob is not None:
+            self._blobs[name] = blob
         return info
+
+    # -- exact counting --------------------------------------------------------------------
+
+    async def prepare(self, model: str) -> None:
+        """Load the model's vocabulary for exact counts when Ollama runs on this machine and
+        its GGUF blob is readable."""
+        blob = self._blobs.get(model)
+        if blob is None or model in self._counters or not engine_available():
+            return
+        try:
+            vocab = await asyncio.to_thread(load_vocab, blob)
+            self._counters[model] = await asyncio.to_thread(TemplateCounter, vocab)
+        except Exception:  # an odd GGUF: counting falls back to calibration
+            log.warning("cannot read the vocabulary of %s from %s", model, blob, exc_info=True)
+
+    def exact_tokenizer(self, model: str) -> TemplateCounter | None:
+        counter = self._counters.get(model)
+        return counter if counter is not None and counter.trusted else None
+
+    def counting(self, model: str) -> str:
+        counter = self._counters.get(model)
+        if counter is not None and not counter.trusted:
+            return "estimated: Ollama's counts differ from the GGUF template's, so calibrated"
+        if model in self._blobs and engine_available():
+            return f"exact, with the model's own tokenizer ({self._blobs[model]})"
+        if model in self._blobs:
+            return "estimated and calibrated (install llmos[embedded] for exact counts)"
+        return "estimated, calibrated against Ollama's own counts"
 
     async def list_models(self) -> list[ModelInfo]:
         try:
@@ -308,6 +348,20 @@ class OllamaDriver(ModelDriver):
         except _CLIENT_ERRORS as error:
             self._raise(error, name)
         self._info_cache.pop(name, None)
+
+
+def _local_blob(modelfile: str) -> Path | None:
+    """The GGUF file a local Ollama serves a model from (the modelfile's FROM line), if this
+    process can read it."""
+    match = re.search(r"^FROM\s+(\S.*?)\s*$", modelfile, re.MULTILINE)
+    if not match:
+        return None
+    path = Path(match.group(1))
+    try:
+        with path.open("rb") as blob:
+            return path if blob.read(4) == b"GGUF" else None
+    except OSError:
+        return None
 
 
 def _says_model_missing(text: str, model: str) -> bool:

@@ -145,26 +145,47 @@ def fit_request(
     scale = 1.0 + counter.margin
 
     turns = split_turns(history)
-    kept: list[list[Message]] = []
+    kept: list[tuple[list[Message], int]] = []  # newest first, with each turn's cost
     history_tokens = 0
     for turn in reversed(turns):
         cost = sum(counter.message(m) for m in turn)
         if kept and math.ceil((fixed + history_tokens + cost) * scale) > limit:
             break
-        kept.append(turn)
+        kept.append((turn, cost))
         history_tokens += cost
 
-    needed = math.ceil((fixed + history_tokens) * scale)
-    if needed > limit:
-        raise PromptTooLarge(
+    def too_large(needed: int) -> PromptTooLarge:
+        return PromptTooLarge(
             over_by=needed - limit,
             budget=budget,
             reserve=reserve,
             estimated=not counter.exact and not counter.calibrated,
         )
 
-    kept.reverse()
-    messages = [*system, *pinned, *paged_in, *(m for turn in kept for m in turn)]
+    needed = math.ceil((fixed + history_tokens) * scale)
+    if needed > limit:
+        raise too_large(needed)
+
+    while True:
+        messages = [
+            *system,
+            *pinned,
+            *paged_in,
+            *(m for turn, _ in reversed(kept) for m in turn),
+        ]
+        exact = counter.prompt(messages, tools)
+        if exact is None:
+            break
+        # A counter that can count the whole prompt has the last word: per-message costs
+        # add up exactly only for templates that render each message on its own.
+        if math.ceil(exact * scale) <= limit:
+            segments[Segment.SYSTEM] += exact - (fixed + history_tokens)
+            break
+        if len(kept) == 1:
+            raise too_large(math.ceil(exact * scale))
+        _, cost = kept.pop()
+        history_tokens -= cost
+
     segments[Segment.HISTORY] = history_tokens
     segments[Segment.RESERVE] = reserve
     dropped = turns[: len(turns) - len(kept)]

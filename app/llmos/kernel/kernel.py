@@ -153,6 +153,7 @@ class Kernel:
         """
         manifest = self.apps.get(app) if isinstance(app, str) else app
         info = await self.choose_model(manifest, model)
+        await self.driver.prepare(info.name)
         budget = min(manifest.model.context or self.num_ctx, self.num_ctx)
         if info.context_length:
             budget = min(budget, info.context_length)

@@ -79,6 +79,10 @@ class TokenCounter(Protocol):
         """Tokens the template adds to open the answer."""
         ...
 
+    def prompt(self, messages: Sequence[Message], tools: Sequence[Tool] | None) -> int | None:
+        """The whole prompt's exact count, or None when only the sum of parts is known."""
+        ...
+
     def observe(
         self,
         messages: Sequence[Message],
@@ -167,6 +171,9 @@ class CalibratedEstimator:
 
     def generation_prompt(self) -> int:
         return round(self.scale * GENERATION_PROMPT)
+
+    def prompt(self, messages: Sequence[Message], tools: Sequence[Tool] | None) -> int | None:
+        return None
 
     def estimate(self, messages: Iterable[Message], tools: Sequence[Tool] | None) -> int:
         return sum(self.message(m) for m in messages) + self.tools(tools) + self.generation_prompt()

@@ -1,0 +1,397 @@
+"""The embedded engine: llama.cpp in this process (llama-cpp-python), for machines without
+Ollama.
+
+One model, one generation at a time (one scheduler slot). Loading and generation run in a
+worker thread; tokens come back to the event loop one by one. Cancelling the stream (a kill,
+a preemption) sets a flag that llama.cpp's abort callback and the token loop both check, so
+generation stops within one token, even in the middle of evaluating a long prompt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import contextlib
+import json
+import logging
+import re
+import threading
+import time
+from collections.abc import AsyncGenerator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from llmos.drivers.base import (
+    BackendUnavailable,
+    ChatChunk,
+    ChatRequest,
+    ChatStats,
+    DriverError,
+    LoadedModel,
+    ModelDriver,
+    ModelInfo,
+    ModelNotFound,
+    PullProgress,
+    RequestRejected,
+)
+from llmos.drivers.gguf_counter import TemplateCounter, load_vocab
+
+log = logging.getLogger(__name__)
+
+# Ollama's sampling defaults, so the two engines answer alike.
+_SAMPLING_DEFAULTS = {
+    "temperature": 0.8,
+    "top_k": 40,
+    "top_p": 0.9,
+    "min_p": 0.0,
+    "repeat_penalty": 1.1,
+}
+_TOOL_CALL = re.compile(r"<tool_call>\s*(\{.*?\})\s*</tool_call>", re.DOTALL)
+
+
+def engine_available() -> bool:
+    """True when llama-cpp-python is installed (the ``[embedded]`` extra)."""
+    import importlib.util
+
+    return importlib.util.find_spec("llama_cpp") is not None
+
+
+@dataclass
+class _Generation:
+    """One generation's hand-off between the worker thread and the event loop."""
+
+    loop: asyncio.AbstractEventLoop
+    queue: asyncio.Queue[tuple[str, Any]] = field(default_factory=asyncio.Queue)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def send(self, kind: str, value: Any = None) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop closed under us: nobody listens
+            self.loop.call_soon_threadsafe(self.queue.put_nowait, (kind, value))
+
+
+class EmbeddedDriver(ModelDriver):
+    """Runs one GGUF model with llama.cpp.
+
+    Args:
+        model_path: the GGUF file (already verified).
+        name: the model's name in LLM-OS.
+        n_ctx: the engine's context size (the largest context RAM a process can get).
+        threads: CPU threads for generation (llama.cpp's default when None).
+    """
+
+    kind = "embedded"
+
+    def __init__(
+        self,
+        model_path: Path,
+        *,
+        name: str | None = None,
+        n_ctx: int = 8192,
+        threads: int | None = None,
+    ) -> None:
+        self.model_path = model_path
+        self.name = name or model_path.stem
+        self._n_ctx_wanted = n_ctx
+        self._threads = threads
+        self._llm: Any = None
+        self._embedder: Any = None
+        self._counter: TemplateCounter | None = None
+        self._load_lock = asyncio.Lock()
+        self._busy = asyncio.Lock()
+        self._abort = threading.Event()
+        self._abort_callback: Any = None
+        self.load_seconds: float | None = None
+
+    @property
+    def location(self) -> str:
+        return str(self.model_path)
+
+    # -- loading ---------------------------------------------------------------------------
+
+    async def load(self) -> None:
+        """Load the model once, off the event loop (later calls return at once)."""
+        if self._llm is not None:
+            return
+        async with self._load_lock:
+            if self._llm is None:
+                started = time.perf_counter()
+                self._llm, self._counter = await asyncio.to_thread(self._load)
+                self.load_seconds = time.perf_counter() - started
+
+    def _load(self) -> tuple[Any, TemplateCounter]:
+        try:
+            import llama_cpp
+            from llama_cpp import Llama
+        except ImportError:
+            raise BackendUnavailable(
+                "The embedded engine is not installed.",
+                hint="Install it with: pip install 'llmos[embedded]'",
+            ) from None
+        vocab = load_vocab(self.model_path)
+        trained = _trained_context(vocab.metadata)
+        n_ctx = min(self._n_ctx_wanted, trained) if trained else self._n_ctx_wanted
+        try:
+            llm = Llama(
+                str(self.model_path),
+                n_ctx=n_ctx,
+                n_threads=self._threads,
+                n_batch=256,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError) as error:
+            raise BackendUnavailable(
+                f"The embedded engine could not load {self.model_path.name}: {error}.",
+                hint="Check that the file is a complete GGUF model.",
+            ) from None
+        # Checked by llama.cpp between graph nodes: a cancelled generation stops even while
+        # a long prompt is being evaluated.
+        self._abort_callback = llama_cpp.ggml_abort_callback(lambda _: self._abort.is_set())
+        llama_cpp.llama_set_abort_callback(llm._ctx.ctx, self._abort_callback, None)
+        return llm, TemplateCounter(vocab)
+
+    async def close(self) -> None:
+        self._abort.set()
+        async with self._busy:
+            self._llm = None
+            self._embedder = None
+
+    # -- chat ------------------------------------------------------------------------------
+
+    async def prepare(self, model: str) -> None:
+        await self.load()
+
+    def exact_tokenizer(self, model: str) -> TemplateCounter | None:
+        return self._counter if model == self.name else None
+
+    def counting(self, model: str) -> str:
+        return "exact, with the model's own tokenizer and chat template"
+
+    async def chat(self, request: ChatRequest) -> AsyncGenerator[ChatChunk, None]:
+        self._check_model(request.model)
+        await self.load()
+        assert self._counter is not None
+        prompt_text = self._counter.render(request.messages, request.tools)
+        tokens = self._counter.tokenize_prompt(prompt_text)
+        options = request.options
+        limit = int(options.get("num_predict") or -1)
+        n_ctx = self._llm.n_ctx()
+        if len(tokens) >= n_ctx:
+            raise RequestRejected(
+                f"The prompt is {len(tokens)} tokens; the embedded engine holds {n_ctx}."
+            )
+        if limit < 0 or len(tokens) + limit > n_ctx:
+            limit = n_ctx - len(tokens)
+
+        await self._busy.acquire()
+        generation = _Generation(asyncio.get_running_loop())
+        self._abort.clear()
+        worker = asyncio.create_task(
+            asyncio.to_thread(self._generate, tokens, limit, options, generation)
+        )
+        # The engine stays busy until the worker has really stopped, even if we stop
+        # reading first; the next generation waits for that.
+        worker.add_done_callback(lambda _: self._busy.release())
+        text: list[str] = []
+        finished = False
+        try:
+            while True:
+                kind, value = await generation.queue.get()
+                if kind == "token":
+                    text.append(value)
+                    yield ChatChunk(content=value)
+                elif kind == "done":
+                    finished = True
+                    generated, seconds, reason = value
+                    calls = _tool_calls("".join(text)) if request.tools else ()
+                    yield ChatChunk(
+                        done=True,
+                        tool_calls=calls,
+                        stats=ChatStats(
+                            prompt_tokens=len(tokens),
+                            completion_tokens=generated,
+                            done_reason=reason,
+                            eval_seconds=seconds,
+                        ),
+                    )
+                    return
+                else:
+                    finished = True
+                    raise value
+        finally:
+            if not finished:
+                generation.stop.set()
+                self._abort.set()
+
+    def _generate(
+        self, tokens: list[int], limit: int, options: dict[str, Any], generation: _Generation
+    ) -> None:
+        """The worker thread: generate until an end token, the limit, or a stop request."""
+        import llama_cpp
+
+        llm = self._llm
+        vocab = llm._model.vocab
+        sampling = {**_SAMPLING_DEFAULTS, **options}
+        if "seed" in options:
+            llm.set_seed(int(options["seed"]))
+        stops = [s for s in options.get("stop") or () if s]
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        produced = 0
+        reason = "length"
+        started: float | None = None
+        text = ""
+        try:
+            for token in llm.generate(
+                tokens,
+                temp=float(sampling["temperature"]),
+                top_k=int(sampling["top_k"]),
+                top_p=float(sampling["top_p"]),
+                min_p=float(sampling["min_p"]),
+                repeat_penalty=float(sampling["repeat_penalty"]),
+            ):
+                if generation.stop.is_set():
+                    reason = "cancelled"
+                    break
+                if started is None:
+                    started = time.perf_counter()
+                if llama_cpp.llama_vocab_is_eog(vocab, token):
+                    reason = "stop"
+                    break
+                produced += 1
+                piece = decoder.decode(llm.detokenize([token]))
+                if piece:
+                    text += piece
+                    generation.send("token", piece)
+                if stops and any(stop in text for stop in stops):
+                    reason = "stop"
+                    break
+                if produced >= limit:
+                    break
+            tail = decoder.decode(b"", final=True)
+            if tail:
+                generation.send("token", tail)
+            seconds = time.perf_counter() - started if started else 0.0
+            generation.send("done", (produced, seconds, reason))
+        except Exception as error:  # llama.cpp raises RuntimeError on abort or failure
+            if generation.stop.is_set():
+                generation.send("done", (produced, 0.0, "cancelled"))
+                return
+            log.exception("embedded generation failed")
+            generation.send(
+                "error", DriverError(f"The embedded engine failed while generating: {error}.")
+            )
+
+    # -- embeddings ------------------------------------------------------------------------
+
+    async def embed(self, model: str, texts: Sequence[str]) -> list[list[float]]:
+        self._check_model(model)
+        if not texts:
+            return []
+        async with self._busy:
+            if self._embedder is None:
+                self._embedder = await asyncio.to_thread(self._load_embedder)
+            vectors = await asyncio.to_thread(self._embedder.embed, list(texts))
+        return [list(map(float, v)) for v in vectors]
+
+    def _load_embedder(self) -> Any:
+        from llama_cpp import Llama
+
+        # Mean pooling (LLAMA_POOLING_TYPE_MEAN = 1): one vector per text.
+        return Llama(
+            str(self.model_path), embedding=True, pooling_type=1, n_ctx=2048, verbose=False
+        )
+
+    # -- models ----------------------------------------------------------------------------
+
+    def _check_model(self, model: str) -> None:
+        if model != self.name:
+            raise ModelNotFound(
+                model,
+                f"The embedded engine runs {self.name}, not '{model}'.",
+                hint="Choose a GGUF file with --model /path/to/model.gguf.",
+            )
+
+    async def model_info(self, name: str) -> ModelInfo:
+        self._check_model(name)
+        await self.load()
+        metadata = self._llm.metadata
+        capabilities = {"completion", "embedding"}
+        template = metadata.get("tokenizer.chat_template") or ""
+        if "tools" in template:
+            capabilities.add("tools")
+        return ModelInfo(
+            name=self.name,
+            family=metadata.get("general.architecture", ""),
+            parameter_size=metadata.get("general.size_label", ""),
+            quantization=_quantization(self.model_path.name),
+            size_bytes=self.model_path.stat().st_size,
+            context_length=self._llm.n_ctx(),
+            embedding_length=_int(
+                metadata.get(f"{metadata.get('general.architecture')}.embedding_length")
+            ),
+            capabilities=frozenset(capabilities),
+        )
+
+    async def list_models(self) -> list[ModelInfo]:
+        return [await self.model_info(self.name)]
+
+    async def loaded_models(self) -> list[LoadedModel]:
+        if self._llm is None:
+            return []
+        return [
+            LoadedModel(
+                name=self.name,
+                size_bytes=self.model_path.stat().st_size,
+                context_length=self._llm.n_ctx(),
+            )
+        ]
+
+    async def pull(self, name: str) -> AsyncGenerator[PullProgress, None]:
+        raise RequestRejected(
+            "The embedded engine does not download models.",
+            hint="Pass a GGUF file with --model /path/to/model.gguf, or use Ollama to pull.",
+        )
+        yield  # pragma: no cover - makes this an async generator
+
+    async def delete(self, name: str) -> None:
+        raise RequestRejected("The embedded engine does not delete model files.")
+
+    async def version(self) -> str:
+        try:
+            import llama_cpp
+        except ImportError:
+            raise BackendUnavailable(
+                "The embedded engine is not installed.",
+                hint="Install it with: pip install 'llmos[embedded]'",
+            ) from None
+        return f"llama-cpp-python {llama_cpp.__version__}"
+
+
+def _trained_context(metadata: dict[str, str]) -> int | None:
+    return _int(metadata.get(f"{metadata.get('general.architecture')}.context_length"))
+
+
+def _int(value: object) -> int | None:
+    try:
+        return int(str(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def _quantization(filename: str) -> str:
+    match = re.search(r"(q\d_k(?:_[sml])?|q\d_\d|f16|bf16|f32)", filename, re.IGNORECASE)
+    return match.group(1).upper() if match else ""
+
+
+def _tool_calls(text: str) -> tuple[dict[str, Any], ...]:
+    """Tool calls in the Hermes/Qwen form ``<tool_call>{"name": ..., "arguments": ...}``."""
+    calls = []
+    for raw in _TOOL_CALL.findall(text):
+        try:
+            call = json.loads(raw)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(call, dict) and "name" in call:
+            arguments = call.get("arguments") or {}
+            calls.append({"function": {"name": call["name"], "arguments": arguments}})
+    return tuple(calls)
