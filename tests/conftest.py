@@ -82,3 +82,18 @@ def dead_host() -> str:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     return f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="session")
+def shared_data_dir(tmp_path_factory):
+    """A data dir shared by the tests that need the real default model, so its 491 MB are
+    assembled once per run."""
+    return tmp_path_factory.mktemp("shared-data")
+
+
+@pytest.fixture(scope="session")
+def default_model(shared_data_dir):
+    """The real default model (Qwen2.5-Coder-0.5B-Instruct), assembled from its parts."""
+    from llmos.drivers.model_store import DEFAULT_RECIPE, ensure_model
+
+    return ensure_model(DEFAULT_RECIPE, shared_data_dir / "models")

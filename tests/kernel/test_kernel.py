@@ -312,3 +312,20 @@ async def test_a_suspended_waiter_does_not_preempt(make_kernel, driver):
     assert not high_turn.done()
     kernel.resume(high.pid)
     assert (await asyncio.wait_for(high_turn, 5)).answer
+
+
+async def test_switching_backends_keeps_every_conversation(kernel, driver):
+    from tests.fakes import FakeDriver
+
+    process = await kernel.spawn("chat")
+    await kernel.send(process.pid, "first question")
+    history = list(process.history)
+    other = FakeDriver(models=[FakeModel("other-model:3b", 4096)])
+    await kernel.switch_driver(other)
+    assert process.model == "other-model:3b"
+    assert process.budget == 4096
+    assert process.history == history
+    result = await kernel.send(process.pid, "second question")
+    sent = other.requests[-1].messages
+    assert [m["content"] for m in sent[1:3]] == [h["content"] for h in history]
+    assert result.answer == default_answer(process.history[:-1])

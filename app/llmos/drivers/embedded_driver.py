@@ -102,6 +102,10 @@ class EmbeddedDriver(ModelDriver):
         self._abort = threading.Event()
         self._abort_callback: Any = None
         self.load_seconds: float | None = None
+        self.generations = 0
+        """Generations started (tests and the task manager read it)."""
+        self.last_generated = 0
+        """Tokens the latest generation produced before it ended, however it ended."""
 
     @property
     def location(self) -> str:
@@ -184,6 +188,7 @@ class EmbeddedDriver(ModelDriver):
             limit = n_ctx - len(tokens)
 
         await self._busy.acquire()
+        self.generations += 1
         generation = _Generation(asyncio.get_running_loop())
         self._abort.clear()
         worker = asyncio.create_task(
@@ -267,12 +272,14 @@ class EmbeddedDriver(ModelDriver):
                     break
                 if produced >= limit:
                     break
+            self.last_generated = produced
             tail = decoder.decode(b"", final=True)
             if tail:
                 generation.send("token", tail)
             seconds = time.perf_counter() - started if started else 0.0
             generation.send("done", (produced, seconds, reason))
         except Exception as error:  # llama.cpp raises RuntimeError on abort or failure
+            self.last_generated = produced
             if generation.stop.is_set():
                 generation.send("done", (produced, 0.0, "cancelled"))
                 return

@@ -154,10 +154,7 @@ class Kernel:
         manifest = self.apps.get(app) if isinstance(app, str) else app
         info = await self.choose_model(manifest, model)
         await self.driver.prepare(info.name)
-        budget = min(manifest.model.context or self.num_ctx, self.num_ctx)
-        if info.context_length:
-            budget = min(budget, info.context_length)
-        reserve = min(manifest.model.reserve, budget // 2)
+        budget, reserve = self._ram_for(manifest, info)
         process = Process(
             pid=next(self._pids),
             app=manifest,
@@ -176,6 +173,13 @@ class Kernel:
         )
         self._account(process)
         return process
+
+    def _ram_for(self, app: AppManifest, info: ModelInfo) -> tuple[int, int]:
+        """Context RAM (budget, reserve for the answer) for ``app`` on ``info``."""
+        budget = min(app.model.context or self.num_ctx, self.num_ctx)
+        if info.context_length:
+            budget = min(budget, info.context_length)
+        return budget, min(app.model.reserve, budget // 2)
 
     async def choose_model(self, app: AppManifest, override: str | None = None) -> ModelInfo:
         """The model a process of ``app`` runs on: ``override``, the app's first installed
@@ -253,6 +257,34 @@ class Kernel:
         process = self.get(pid)
         await process._exited.wait()
         return process.exit_reason
+
+    async def switch_driver(
+        self, driver: ModelDriver, *, scheduler: Scheduler | None = None
+    ) -> None:
+        """Move every process to another backend (Ollama came up, or went away).
+
+        Conversations are kept whole; a turn in flight is stopped and its partial answer
+        kept. Each process gets the model the new backend would give its app, and its
+        context RAM is resized and recounted for that model.
+        """
+        for process in self.processes:
+            if process.busy and process._turn is not None:
+                process._turn.cancel()
+        turns = [p._turn for p in self.processes if p._turn is not None]
+        if turns:
+            await asyncio.gather(*turns, return_exceptions=True)
+        old, self.driver = self.driver, driver
+        if scheduler is not None:
+            self.scheduler = scheduler
+        for process in self.processes:
+            if not process.alive:
+                continue
+            info = await self.choose_model(process.app)
+            await driver.prepare(info.name)
+            process.model = info.name
+            process.budget, process.reserve = self._ram_for(process.app, info)
+            self._account(process)
+        await old.close()
 
     async def shutdown(self) -> None:
         """Kill every process and close the backend."""
