@@ -152,19 +152,12 @@ class EmbeddedDriver(ModelDriver):
                 self.load_seconds = time.perf_counter() - started
 
     def _load(self) -> tuple[Any, TemplateCounter]:
-        try:
-            import llama_cpp
-            from llama_cpp import Llama
-        except ImportError:
-            raise BackendUnavailable(
-                "The embedded engine is not installed.",
-                hint="Install it with: pip install 'llmos[embedded]'",
-            ) from None
+        llama_cpp = _llama_cpp()
         vocab = load_vocab(self.model_path)
         trained = _trained_context(vocab.metadata)
         n_ctx = min(self._n_ctx_wanted, trained) if trained else self._n_ctx_wanted
         try:
-            llm = Llama(
+            llm = llama_cpp.Llama(
                 str(self.model_path),
                 n_ctx=n_ctx,
                 n_threads=self._threads,
@@ -403,14 +396,18 @@ class EmbeddedDriver(ModelDriver):
         raise RequestRejected("The embedded engine does not delete model files.")
 
     async def version(self) -> str:
-        try:
-            import llama_cpp
-        except ImportError:
-            raise BackendUnavailable(
-                "The embedded engine is not installed.",
-                hint="Install it with: pip install 'llmos[embedded]'",
-            ) from None
-        return f"llama-cpp-python {llama_cpp.__version__}"
+        return f"llama-cpp-python {_llama_cpp().__version__}"
+
+
+def _llama_cpp() -> Any:
+    try:
+        import llama_cpp
+    except ImportError:
+        raise BackendUnavailable(
+            "The embedded engine is not installed.",
+            hint="Install it with: pip install 'llmos[embedded]'",
+        ) from None
+    return llama_cpp
 
 
 def _usable_cores() -> int:
