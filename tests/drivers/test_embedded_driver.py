@@ -12,7 +12,7 @@ import pytest
 
 from llmos.bootstrap import build_kernel
 from llmos.config import load_settings
-from llmos.drivers.base import ChatRequest
+from llmos.drivers.base import BackendUnavailable, ChatRequest, DriverError
 from llmos.drivers.embedded_driver import EmbeddedDriver
 from llmos.drivers.model_store import DEFAULT_RECIPE
 from llmos.kernel.context import PromptTooLarge
@@ -113,3 +113,60 @@ async def test_embeddings_come_from_the_same_model(engine):
     vectors = await engine.embed(NAME, ["paging", "a context window"])
     assert len(vectors) == 2 and len(vectors[0]) == 896
     assert vectors[0] != vectors[1]
+
+
+async def test_odd_options_fail_cleanly_instead_of_hanging(engine):
+    request = ChatRequest(NAME, QUESTION, options={"seed": None, "stop": 5, "num_predict": 4})
+    async with asyncio.timeout(60):  # a guard against a hang, not a speed assertion
+        with pytest.raises(DriverError, match="failed while generating"):
+            [chunk async for chunk in engine.chat(request)]
+    # The engine is free again.
+    chunks = [c async for c in engine.chat(ChatRequest(NAME, QUESTION, options=GREEDY))]
+    assert chunks[-1].done
+
+
+async def test_close_stops_a_running_generation_at_the_next_token(engine):
+    ask = [{"role": "user", "content": "Count from 1 to 200, one number per line."}]
+    stream = engine.chat(ChatRequest(NAME, ask, options={**GREEDY, "num_predict": 300}))
+    read = [await anext(stream) for _ in range(3)]
+    await engine.close()
+    assert engine.last_generated <= len(read) + 2
+    with pytest.raises(BackendUnavailable, match="shut down"):
+        [c async for c in engine.chat(ChatRequest(NAME, QUESTION, options=GREEDY))]
+    await stream.aclose()
+
+
+async def test_a_stream_abandoned_after_its_end_does_not_disturb_the_next(engine):
+    first = engine.chat(ChatRequest(NAME, QUESTION, options={**GREEDY, "num_predict": 2}))
+    await anext(first)
+    async with engine._busy:  # the worker has finished; its "done" is still unread
+        pass
+    await first.aclose()
+    second = [c async for c in engine.chat(ChatRequest(NAME, QUESTION, options=GREEDY))]
+    assert second[-1].done and second[-1].stats.done_reason == "stop"
+
+
+async def test_an_app_without_a_system_prompt_runs(default_model):
+    from llmos.apps.manifest import AppManifest
+
+    bare = AppManifest(id="bare", name="Bare")
+    driver = EmbeddedDriver(default_model, name=NAME, n_ctx=2048)
+    kernel = build_kernel(load_settings({"num_ctx": 2048}), driver=driver)
+    try:
+        process = await kernel.spawn(bare, model=NAME)
+        process.options.update(GREEDY, num_predict=8)
+        result = await kernel.send(process.pid, "Say hi")
+        # Qwen's template adds its own system prompt here; the count still matches.
+        assert result.prompt_tokens_accounted == result.prompt_tokens_reported
+    finally:
+        await kernel.shutdown()
+
+
+def test_a_damaged_gguf_chosen_by_path_is_a_clear_error(default_model, tmp_path, capsys):
+    from llmos.cli import main
+
+    damaged = tmp_path / "damaged.gguf"
+    damaged.write_bytes(default_model.read_bytes()[:1_000_000])
+    assert main(["run", "chat", "--prompt", "hi", "--model", str(damaged)]) == 1
+    err = capsys.readouterr().err
+    assert "could not load damaged.gguf" in err and "Traceback" not in err

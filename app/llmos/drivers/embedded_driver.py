@@ -70,13 +70,17 @@ class _Generation:
     """One generation's hand-off between the worker thread and the event loop.
 
     The worker appends items and wakes the loop at most once per ``WAKE_INTERVAL`` (at once
-    for the first token and for the end), so a token waits at most one token's time.
+    for the first token and for the end), so a token waits at most one token's time. The
+    worker always ends with a ``done`` or ``error`` item, whatever happens.
     """
 
     loop: asyncio.AbstractEventLoop
     items: deque[tuple[str, Any]] = field(default_factory=deque)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     stop: threading.Event = field(default_factory=threading.Event)
+    abort_callback: Any = None
+    """llama.cpp's abort callback for this generation only, so a stop meant for one
+    generation can never abort the next."""
     _woken: float = 0.0
 
     def send(self, kind: str, value: Any = None) -> None:
@@ -127,8 +131,8 @@ class EmbeddedDriver(ModelDriver):
         self._counter: TemplateCounter | None = None
         self._load_lock = asyncio.Lock()
         self._busy = asyncio.Lock()
-        self._abort = threading.Event()
-        self._abort_callback: Any = None
+        self._current: _Generation | None = None
+        self._closed = False
         self.load_seconds: float | None = None
         self.generations = 0
         """Generations started (tests and the task manager read it)."""
@@ -143,6 +147,8 @@ class EmbeddedDriver(ModelDriver):
 
     async def load(self) -> None:
         """Load the model once, off the event loop (later calls return at once)."""
+        if self._closed:
+            raise BackendUnavailable("The embedded engine has been shut down.")
         if self._llm is not None:
             return
         async with self._load_lock:
@@ -153,10 +159,10 @@ class EmbeddedDriver(ModelDriver):
 
     def _load(self) -> tuple[Any, TemplateCounter]:
         llama_cpp = _llama_cpp()
-        vocab = load_vocab(self.model_path)
-        trained = _trained_context(vocab.metadata)
-        n_ctx = min(self._n_ctx_wanted, trained) if trained else self._n_ctx_wanted
         try:
+            vocab = load_vocab(self.model_path)
+            trained = _trained_context(vocab.metadata)
+            n_ctx = min(self._n_ctx_wanted, trained) if trained else self._n_ctx_wanted
             llm = llama_cpp.Llama(
                 str(self.model_path),
                 n_ctx=n_ctx,
@@ -165,25 +171,19 @@ class EmbeddedDriver(ModelDriver):
                 n_batch=256,
                 verbose=False,
             )
-        except (ValueError, RuntimeError) as error:
+            counter = TemplateCounter(vocab)
+        except (ValueError, RuntimeError, OSError) as error:
             raise BackendUnavailable(
                 f"The embedded engine could not load {self.model_path.name}: {error}.",
                 hint="Check that the file is a complete GGUF model.",
             ) from None
-        # Checked by llama.cpp between graph nodes, so a cancelled generation stops even in
-        # the middle of evaluating a long prompt. Set only while the prompt is evaluated:
-        # each check takes the GIL, which cost ~4% of the token rate when left on.
-        self._abort_callback = llama_cpp.ggml_abort_callback(lambda _: self._abort.is_set())
-        return llm, TemplateCounter(vocab)
-
-    def _watch_abort(self, on: bool) -> None:
-        import llama_cpp
-
-        callback = self._abort_callback if on else llama_cpp.ggml_abort_callback()
-        llama_cpp.llama_set_abort_callback(self._llm._ctx.ctx, callback, None)
+        return llm, counter
 
     async def close(self) -> None:
-        self._abort.set()
+        """Stop any generation at its next token, wait for it, and free the model."""
+        self._closed = True
+        if self._current is not None:
+            self._current.stop.set()
         async with self._busy:
             self._llm = None
             self._embedder = None
@@ -203,10 +203,15 @@ class EmbeddedDriver(ModelDriver):
         self._check_model(request.model)
         await self.load()
         assert self._counter is not None
-        prompt_text = self._counter.render(request.messages, request.tools)
+        try:
+            prompt_text = self._counter.render(request.messages, request.tools)
+        except Exception as error:  # the template's own raise_exception, or a Jinja error
+            raise RequestRejected(
+                f"The model's chat template cannot lay out this conversation: {error}."
+            ) from None
         tokens = self._counter.tokenize_prompt(prompt_text)
         options = request.options
-        limit = int(options.get("num_predict") or -1)
+        limit = _int(options.get("num_predict")) or -1
         n_ctx = self._llm.n_ctx()
         if len(tokens) >= n_ctx:
             raise RequestRejected(
@@ -216,11 +221,15 @@ class EmbeddedDriver(ModelDriver):
             limit = n_ctx - len(tokens)
 
         await self._busy.acquire()
+        llm = self._llm
+        if llm is None:  # closed while we waited
+            self._busy.release()
+            raise BackendUnavailable("The embedded engine has been shut down.")
         self.generations += 1
         generation = _Generation(asyncio.get_running_loop())
-        self._abort.clear()
+        self._current = generation
         worker = asyncio.create_task(
-            asyncio.to_thread(self._generate, tokens, limit, options, generation)
+            asyncio.to_thread(self._generate, llm, tokens, limit, options, generation)
         )
         # The engine stays busy until the worker has really stopped, even if we stop
         # reading first; the next generation waits for that.
@@ -254,71 +263,106 @@ class EmbeddedDriver(ModelDriver):
         finally:
             if not finished:
                 generation.stop.set()
-                self._abort.set()
 
     def _generate(
-        self, tokens: list[int], limit: int, options: dict[str, Any], generation: _Generation
+        self,
+        llm: Any,
+        tokens: list[int],
+        limit: int,
+        options: dict[str, Any],
+        generation: _Generation,
     ) -> None:
-        """The worker thread: generate until an end token, the limit, or a stop request."""
+        """The worker thread: generate until an end token, the limit, or a stop request.
+
+        Always ends by sending ``done`` or ``error``: the reader waits for one of them.
+        """
+        produced = 0
+        try:
+            produced = self._run(llm, tokens, limit, options, generation)
+        except BaseException as error:
+            if generation.stop.is_set():
+                generation.send("done", (produced, 0.0, "cancelled"))
+            else:
+                log.exception("embedded generation failed")
+                generation.send(
+                    "error",
+                    DriverError(f"The embedded engine failed while generating: {error}."),
+                )
+        finally:
+            self._watch_abort(llm, None)
+
+    def _run(
+        self,
+        llm: Any,
+        tokens: list[int],
+        limit: int,
+        options: dict[str, Any],
+        generation: _Generation,
+    ) -> int:
         import llama_cpp
 
-        llm = self._llm
         vocab = llm._model.vocab
-        sampling = {**_SAMPLING_DEFAULTS, **options}
-        if "seed" in options:
+        sampling = {**_SAMPLING_DEFAULTS, **{k: v for k, v in options.items() if v is not None}}
+        if options.get("seed") is not None:
             llm.set_seed(int(options["seed"]))
-        stops = [s for s in options.get("stop") or () if s]
+        raw_stops = options.get("stop") or ()
+        stops = [raw_stops] if isinstance(raw_stops, str) else [str(s) for s in raw_stops if s]
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         produced = 0
         reason = "length"
         started: float | None = None
         text = ""
-        self._watch_abort(True)
-        try:
-            for token in llm.generate(
-                tokens,
-                temp=float(sampling["temperature"]),
-                top_k=int(sampling["top_k"]),
-                top_p=float(sampling["top_p"]),
-                min_p=float(sampling["min_p"]),
-                repeat_penalty=float(sampling["repeat_penalty"]),
-            ):
-                if generation.stop.is_set():
-                    reason = "cancelled"
-                    break
-                if started is None:
-                    started = time.perf_counter()
-                    self._watch_abort(False)  # from here the token loop checks each token
-                if llama_cpp.llama_vocab_is_eog(vocab, token):
-                    reason = "stop"
-                    break
-                produced += 1
-                piece = decoder.decode(llm.detokenize([token]))
-                if piece:
-                    text += piece
-                    generation.send("token", piece)
-                if stops and any(stop in text for stop in stops):
-                    reason = "stop"
-                    break
-                if produced >= limit:
-                    break
-            self.last_generated = produced
-            tail = decoder.decode(b"", final=True)
-            if tail:
-                generation.send("token", tail)
-            seconds = time.perf_counter() - started if started else 0.0
-            generation.send("done", (produced, seconds, reason))
-        except Exception as error:  # llama.cpp raises RuntimeError on abort or failure
-            self.last_generated = produced
+        # Checked by llama.cpp between graph nodes, so a stop arrives even in the middle of
+        # evaluating a long prompt. Armed only until the first token: each check takes the
+        # GIL, which cost ~4% of the token rate when left on.
+        self._watch_abort(llm, generation)
+        for token in llm.generate(
+            tokens,
+            temp=float(sampling["temperature"]),
+            top_k=int(sampling["top_k"]),
+            top_p=float(sampling["top_p"]),
+            min_p=float(sampling["min_p"]),
+            repeat_penalty=float(sampling["repeat_penalty"]),
+        ):
             if generation.stop.is_set():
-                generation.send("done", (produced, 0.0, "cancelled"))
-                return
-            log.exception("embedded generation failed")
-            generation.send(
-                "error", DriverError(f"The embedded engine failed while generating: {error}.")
-            )
-        finally:
-            self._watch_abort(False)
+                reason = "cancelled"
+                break
+            if started is None:
+                started = time.perf_counter()
+                self._watch_abort(llm, None)  # from here the loop checks every token
+            if llama_cpp.llama_vocab_is_eog(vocab, token):
+                reason = "stop"
+                break
+            produced += 1
+            self.last_generated = produced
+            piece = decoder.decode(llm.detokenize([token]))
+            if piece:
+                text += piece
+                generation.send("token", piece)
+            if stops and any(stop in text for stop in stops):
+                reason = "stop"
+                break
+            if produced >= limit:
+                break
+        self.last_generated = produced
+        tail = decoder.decode(b"", final=True)
+        if tail:
+            generation.send("token", tail)
+        seconds = time.perf_counter() - started if started else 0.0
+        generation.send("done", (produced, seconds, reason))
+        return produced
+
+    @staticmethod
+    def _watch_abort(llm: Any, generation: _Generation | None) -> None:
+        import llama_cpp
+
+        if generation is None:
+            callback = llama_cpp.ggml_abort_callback()  # NULL: no checks
+        else:
+            stop = generation.stop
+            callback = llama_cpp.ggml_abort_callback(lambda _: stop.is_set())
+            generation.abort_callback = callback  # keep it alive while llama.cpp holds it
+        llama_cpp.llama_set_abort_callback(llm._ctx.ctx, callback, None)
 
     # -- embeddings ------------------------------------------------------------------------
 
@@ -333,12 +377,17 @@ class EmbeddedDriver(ModelDriver):
         return [list(map(float, v)) for v in vectors]
 
     def _load_embedder(self) -> Any:
-        from llama_cpp import Llama
-
-        # Mean pooling (LLAMA_POOLING_TYPE_MEAN = 1): one vector per text.
-        return Llama(
-            str(self.model_path), embedding=True, pooling_type=1, n_ctx=2048, verbose=False
-        )
+        llama_cpp = _llama_cpp()
+        try:
+            # Mean pooling (LLAMA_POOLING_TYPE_MEAN = 1): one vector per text.
+            return llama_cpp.Llama(
+                str(self.model_path), embedding=True, pooling_type=1, n_ctx=2048, verbose=False
+            )
+        except (ValueError, RuntimeError, OSError) as error:
+            raise BackendUnavailable(
+                f"The embedded engine could not load {self.model_path.name} for embeddings: "
+                f"{error}."
+            ) from None
 
     # -- models ----------------------------------------------------------------------------
 

@@ -154,9 +154,15 @@ class TemplateCounter:
     def generation_prompt(self) -> int:
         return self._generation
 
-    def prompt(self, messages: Sequence[Message], tools: Sequence[Tool] | None) -> int:
-        """The exact token count of the whole prompt, as rendered."""
-        return self.count_text(self.render(messages, tools))
+    def prompt(self, messages: Sequence[Message], tools: Sequence[Tool] | None) -> int | None:
+        """The exact token count of the whole prompt as rendered; None when the template
+        cannot render these messages (an empty conversation, a refused order)."""
+        if not messages:
+            return None
+        try:
+            return self.count_text(self.render(messages, tools))
+        except Exception:  # the template's raise_exception or a Jinja error
+            return None
 
     def observe(
         self,
@@ -166,7 +172,8 @@ class TemplateCounter:
         *,
         truncated: bool = False,
     ) -> None:
-        if not truncated and reported != self.prompt(messages, tools):
+        counted = self.prompt(messages, tools)
+        if not truncated and counted is not None and reported != counted:
             self.disagreements += 1
 
     def learn_answer(self, message: Message, completion_tokens: int) -> None:

@@ -16,6 +16,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,10 +126,15 @@ def _stamp_of(target: Path, sha256: str) -> dict[str, int | str]:
 
 
 def _write_stamp(target: Path, sha256: str) -> None:
+    """Record a verified file. The stamp only saves re-hashing later, so failing to write
+    it (another process racing us, a read-only folder) is not an error."""
     stamp = _stamp_path(target)
-    temporary = stamp.with_name(stamp.name + ".tmp")
-    temporary.write_text(json.dumps(_stamp_of(target, sha256)), encoding="utf-8")
-    os.replace(temporary, stamp)
+    temporary = stamp.with_name(f".{stamp.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    try:
+        temporary.write_text(json.dumps(_stamp_of(target, sha256)), encoding="utf-8")
+        os.replace(temporary, stamp)
+    except OSError:
+        temporary.unlink(missing_ok=True)
 
 
 def _hash_file(path: Path, total: int, progress: Progress | None) -> str:
@@ -145,7 +151,7 @@ def _hash_file(path: Path, total: int, progress: Progress | None) -> str:
 
 def _assemble(recipe: ModelRecipe, target: Path, progress: Progress | None) -> None:
     parts = recipe.part_paths()
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.partial")
     digest = hashlib.sha256()
     done = 0
     try:

@@ -181,7 +181,7 @@ def fit_request(
         if math.ceil(exact * scale) <= limit:
             segments[Segment.SYSTEM] += exact - (fixed + history_tokens)
             break
-        if len(kept) == 1:
+        if len(kept) <= 1:
             raise too_large(math.ceil(exact * scale))
         _, cost = kept.pop()
         history_tokens -= cost
