@@ -12,7 +12,6 @@ import asyncio
 import re
 from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from llmos.drivers.base import (
     ChatChunk,
@@ -162,6 +161,3 @@ class FakeDriver(ModelDriver):
 
     async def version(self) -> str:
         return "fake"
-
-    def prompt_tokens(self, messages: Sequence[Any]) -> int:
-        return count_prompt(messages)
