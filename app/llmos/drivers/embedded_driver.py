@@ -276,12 +276,12 @@ class EmbeddedDriver(ModelDriver):
 
         Always ends by sending ``done`` or ``error``: the reader waits for one of them.
         """
-        produced = 0
+        self.last_generated = 0
         try:
-            produced = self._run(llm, tokens, limit, options, generation)
+            self._run(llm, tokens, limit, options, generation)
         except BaseException as error:
             if generation.stop.is_set():
-                generation.send("done", (produced, 0.0, "cancelled"))
+                generation.send("done", (self.last_generated, 0.0, "cancelled"))
             else:
                 log.exception("embedded generation failed")
                 generation.send(
@@ -298,7 +298,7 @@ class EmbeddedDriver(ModelDriver):
         limit: int,
         options: dict[str, Any],
         generation: _Generation,
-    ) -> int:
+    ) -> None:
         import llama_cpp
 
         vocab = llm._model.vocab
@@ -350,7 +350,6 @@ class EmbeddedDriver(ModelDriver):
             generation.send("token", tail)
         seconds = time.perf_counter() - started if started else 0.0
         generation.send("done", (produced, seconds, reason))
-        return produced
 
     @staticmethod
     def _watch_abort(llm: Any, generation: _Generation | None) -> None:
