@@ -31,6 +31,8 @@ from llmos.drivers.ollama_driver import OllamaDriver
 from llmos.kernel.events import EventBus
 from llmos.kernel.kernel import Kernel
 from llmos.kernel.scheduler import Scheduler
+from llmos.memory.embedder import OFF, Embedder, EmbedderChoice, choose_embedder
+from llmos.memory.long_term import LongTermMemory
 
 PROBE_TIMEOUT = 2.0
 """Seconds ``auto`` waits for Ollama to answer before using the embedded engine."""
@@ -146,3 +148,46 @@ async def open_kernel(
     kernel = build_kernel(settings, driver=choice.driver, bus=bus)
     kernel.default_model = choice.model
     return kernel, choice
+
+
+async def choose_memory_embedder(
+    settings: Settings, driver: ModelDriver, *, progress: Progress | None = None
+) -> EmbedderChoice:
+    """The embedding model long-term memory uses on ``driver`` (see :mod:`llmos.memory.embedder`).
+
+    On Ollama without an embedding model, the embedded engine embeds (when it is installed).
+    """
+    if isinstance(driver, EmbeddedDriver) and settings.embed_model in (None, driver.name):
+        return EmbedderChoice(Embedder(driver, driver.name, "the embedded engine's model"), "")
+
+    async def embedded_fallback() -> Embedder | None:
+        if not engine_available() or settings.embed_model == OFF:
+            return None
+        models = settings.data_dir / "models"
+        path = await asyncio.to_thread(ensure_model, DEFAULT_RECIPE, models, progress)
+        engine = EmbeddedDriver(path, name=DEFAULT_RECIPE.name, n_ctx=2048)
+        why = "the embedded engine (Ollama has no embedding model; pull nomic-embed-text)"
+        return Embedder(engine, DEFAULT_RECIPE.name, why, owns_driver=True)
+
+    return await choose_embedder(driver, settings.embed_model, embedded_fallback)
+
+
+async def open_memory(
+    settings: Settings,
+    driver: ModelDriver | None = None,
+    *,
+    progress: Progress | None = None,
+    owns_driver: bool = False,
+) -> LongTermMemory:
+    """Long-term memory in the data dir; with ``driver``, it also embeds and searches vectors.
+
+    Args:
+        owns_driver: close ``driver`` when memory closes.
+    """
+    choice = None
+    if driver is not None:
+        choice = await choose_memory_embedder(settings, driver, progress=progress)
+    memory = await LongTermMemory.open(settings.ensure_data_dir(), choice)
+    if driver is not None and owns_driver:
+        memory.owned.append(driver)
+    return memory

@@ -8,24 +8,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import logging
-import os
 import sys
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-from llmos import __version__
+from llmos import __version__, memory_cli
 from llmos.apps.manifest import ManifestError
 from llmos.apps.registry import AppNotFound, AppRegistry
 from llmos.bootstrap import choose_engine, open_kernel
 from llmos.config import ENGINES, Settings, SettingsError, load_settings
+from llmos.console import assembly_progress, human_bytes, silence_stdout
 from llmos.drivers.base import DriverError, ModelDriver, ModelInfo
 from llmos.drivers.model_store import ModelFileError
 from llmos.kernel.context import PromptTooLarge
 from llmos.kernel.errors import KernelError, ProcessGone
 from llmos.kernel.events import TokenStreamed
+from llmos.memory.paths import MemoryPathError
+from llmos.memory.store import MemoryStoreError
 
 _USER_ERRORS = (
     DriverError,
@@ -35,6 +36,8 @@ _USER_ERRORS = (
     AppNotFound,
     ManifestError,
     PromptTooLarge,
+    MemoryStoreError,
+    MemoryPathError,
 )
 
 
@@ -53,6 +56,9 @@ def _global_flags() -> argparse.ArgumentParser:
     )
     group.add_argument(
         "--parallel", type=int, default=argparse.SUPPRESS, help="model calls at once"
+    )
+    group.add_argument(
+        "--embed-model", default=argparse.SUPPRESS, help="memory's embedding model ('none': off)"
     )
     group.add_argument(
         "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks"
@@ -90,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     pull.add_argument("name")
     rm = model_commands.add_parser("rm", parents=[flags], help="remove a model")
     rm.add_argument("name")
+
+    memory_cli.add_commands(commands, flags)
     return parser
 
 
@@ -102,6 +110,7 @@ def _settings(args: argparse.Namespace) -> Settings:
             "engine": getattr(args, "engine", None),
             "num_ctx": getattr(args, "num_ctx", None),
             "parallel": getattr(args, "parallel", None),
+            "embed_model": getattr(args, "embed_model", None),
         }
     )
 
@@ -122,6 +131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "run": cmd_run,
         "apps": cmd_apps,
         "models": cmd_models,
+        "ingest": memory_cli.cmd_ingest,
+        "memory": memory_cli.cmd_memory,
     }
     try:
         settings = _settings(args)
@@ -135,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("llmos: interrupted.", file=sys.stderr)
         return 130
     except BrokenPipeError:
-        _silence_stdout()
+        silence_stdout()
         return 0
 
 
@@ -160,7 +171,7 @@ async def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
         "problem": None,
     }
     try:
-        with _assembly_progress() as progress:
+        with assembly_progress() as progress:
             choice = await choose_engine(settings, progress=progress)
     except (DriverError, ModelFileError) as error:
         report["problem"] = str(error)
@@ -248,24 +259,13 @@ def _print_models(models: list[dict[str, Any]], loaded: Sequence[str], indent: s
                 m["name"],
                 str(m["context_length"] or "?"),
                 ",".join(m["capabilities"]) or "?",
-                _human_bytes(m["size_bytes"]),
+                human_bytes(m["size_bytes"]),
                 "loaded" if m["name"] in loaded else "",
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print(indent + "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
-
-
-def _human_bytes(size: int) -> str:
-    if not size:
-        return "-"
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1000:
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{value:.1f} TB"
 
 
 # -- run ------------------------------------------------------------------------------------
@@ -275,7 +275,7 @@ async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     prompt = _read_prompt(args.prompt)
     if prompt is None:
         return 1
-    with _assembly_progress() as progress:
+    with assembly_progress() as progress:
         kernel, choice = await open_kernel(settings, progress=progress)
     try:
         process = await kernel.spawn(args.app, priority=args.priority, model=choice.model)
@@ -301,7 +301,7 @@ async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             result = await kernel.send(process.pid, prompt)
         except ProcessGone:
             if reader_gone:
-                _silence_stdout()
+                silence_stdout()
                 return 0
             raise
         kernel.exit(process.pid)
@@ -345,38 +345,6 @@ async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         await kernel.shutdown()
 
 
-@contextlib.contextmanager
-def _assembly_progress() -> Iterator[Callable[[int, int], None]]:
-    """A progress bar on stderr for the first-run assembly of the default model; it only
-    appears if there is work to show."""
-    from rich.console import Console
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
-
-    bar: Progress | None = None
-    task: Any = None
-
-    def update(done: int, total: int) -> None:
-        nonlocal bar, task
-        if bar is None:
-            bar = Progress(
-                TextColumn("preparing the embedded model"),
-                BarColumn(),
-                DownloadColumn(),
-                TimeRemainingColumn(),
-                console=Console(stderr=True),
-                transient=True,
-            )
-            bar.start()
-            task = bar.add_task("model", total=total)
-        bar.update(task, completed=done, total=total)
-
-    try:
-        yield update
-    finally:
-        if bar is not None:
-            bar.stop()
-
-
 def _read_prompt(given: str) -> str | None:
     """The prompt text, from the flag or (for ``-``) stdin; None after printing why not."""
     if given == "-":
@@ -392,13 +360,6 @@ def _read_prompt(given: str) -> str | None:
         print("llmos: the prompt is empty.", file=sys.stderr)
         return None
     return given
-
-
-def _silence_stdout() -> None:
-    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
 
 
 # -- apps and models --------------------------------------------------------------------------
@@ -417,7 +378,7 @@ async def cmd_apps(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
-    with _assembly_progress() as progress:
+    with assembly_progress() as progress:
         driver = (await choose_engine(settings, progress=progress)).driver
     try:
         action = args.models_command or "ls"

@@ -9,10 +9,11 @@ another)::
     engine = "auto"          # auto | ollama | embedded
     num_ctx = 8192           # the largest context RAM a process gets, in tokens
     parallel = 1             # model calls run at once per backend
+    embed_model = "nomic-embed-text"   # memory's embedding model; "none": full text only
 
 Environment: ``OLLAMA_HOST`` (read the way Ollama's own clients read it), ``LLMOS_DATA_DIR``,
-``LLMOS_MODEL``, ``LLMOS_ENGINE``, ``LLMOS_NUM_CTX``, ``LLMOS_PARALLEL``; ``OLLAMA_NUM_PARALLEL``
-sets the default for ``parallel``.
+``LLMOS_MODEL``, ``LLMOS_ENGINE``, ``LLMOS_NUM_CTX``, ``LLMOS_PARALLEL``, ``LLMOS_EMBED_MODEL``;
+``OLLAMA_NUM_PARALLEL`` sets the default for ``parallel``.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ class Settings:
     engine: str = "auto"
     num_ctx: int = 8192
     parallel: int = 1
+    embed_model: str | None = None
+    """Memory's embedding model; None picks one, ``none`` turns vectors off."""
     config_file: Path | None = None
     """The config file that was read, if any."""
 
@@ -59,8 +62,9 @@ _ENV = {
     "LLMOS_ENGINE": "engine",
     "LLMOS_NUM_CTX": "num_ctx",
     "LLMOS_PARALLEL": "parallel",
+    "LLMOS_EMBED_MODEL": "embed_model",
 }
-_FILE_KEYS = {"data_dir", "ollama_host", "model", "engine", "num_ctx", "parallel"}
+_FILE_KEYS = {"data_dir", "ollama_host", "model", "engine", "num_ctx", "parallel", "embed_model"}
 
 
 def default_config_file(env: Mapping[str, str]) -> Path:
@@ -142,6 +146,6 @@ def _convert(key: str, value: Any, source: str) -> Any:
         if number < lowest:
             raise SettingsError(f"{key} must be at least {lowest}; {source} says {number}.")
         return number
-    if key == "model":
+    if key in ("model", "embed_model"):
         return str(value).strip() or None
     return value

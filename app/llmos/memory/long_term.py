@@ -1,0 +1,144 @@
+"""Long-term memory as the rest of LLM-OS sees it: one object over store, queue and search.
+
+The CLI, the desktop and (later) the kernel's pager all go through :class:`LongTermMemory`;
+it is built in the composition root (:func:`llmos.bootstrap.open_memory`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from llmos.drivers.base import ModelDriver
+from llmos.memory import paths
+from llmos.memory.embedder import Embedder, EmbedderChoice
+from llmos.memory.indexer import Indexer, IndexProgress
+from llmos.memory.ingest import IngestJob, IngestOptions, IngestReport
+from llmos.memory.journal import IngestJournal
+from llmos.memory.records import MemoryStats
+from llmos.memory.search import SearchResult, search
+from llmos.memory.store import MemoryStore
+
+log = logging.getLogger(__name__)
+
+
+class LongTermMemory:
+    """The disk: documents in virtual folders, ingestion, vectors and hybrid search."""
+
+    def __init__(self, store: MemoryStore, journal: IngestJournal, choice: EmbedderChoice) -> None:
+        self.owned: list[ModelDriver] = []
+        """Drivers closed with memory (the CLI's, which exist only for this command)."""
+        self.store = store
+        self.journal = journal
+        self.embedder: Embedder | None = choice.embedder
+        self.embedder_note = choice.reason
+        """Why there is no embedder (memory then runs on full text), or ""."""
+
+    @classmethod
+    async def open(cls, data_dir: Path, choice: EmbedderChoice | None = None) -> LongTermMemory:
+        directory = data_dir / "memory"
+        store = await MemoryStore.open(directory)
+        choice = choice or EmbedderChoice(None, "no embedding model was chosen")
+        return cls(store, IngestJournal(directory), choice)
+
+    async def close(self) -> None:
+        self.store.close()
+        if self.embedder is not None and self.embedder.owns_driver:
+            await self.embedder.driver.close()
+        for driver in self.owned:
+            await driver.close()
+
+    @property
+    def embedder_name(self) -> str | None:
+        return self.embedder.model if self.embedder else None
+
+    # -- ingestion -------------------------------------------------------------------------
+
+    def job(
+        self, sources: list[Path], options: IngestOptions | None = None, **callbacks: Any
+    ) -> IngestJob:
+        """An ingest to :meth:`run`; keep it to :meth:`IngestJob.cancel` it."""
+        return IngestJob(self.store, sources, options, **callbacks)
+
+    async def run(self, job: IngestJob, waiting: Callable[[], None] | None = None) -> IngestReport:
+        """Run ``job`` as a durable queue entry, after any ingest that was killed part-way.
+
+        Ingests on one memory take turns; ``waiting`` is called if this one has to wait.
+        """
+        async with self.journal.turn(waiting):
+            await self.store.collect_garbage()
+            record = self.journal.start([str(s) for s in job.sources], job.options.folder)
+            report = await job.run()
+            # A cancelled job is finished too: the user chose to stop it. A job that raised
+            # (or whose process died) keeps its record and is resumed next time.
+            self.journal.finish(record)
+            if report.counts["added"] or report.counts["replaced"]:
+                await self.store.maintain()
+        return report
+
+    async def interrupted(self) -> list[tuple[list[Path], IngestOptions]]:
+        """What killed ingests left unfinished, as (sources, options) to run again.
+
+        The records are forgotten here: the caller runs them as new jobs (which are durable).
+        """
+        work = []
+        async with self.journal.turn():
+            for record in self.journal.interrupted():
+                sources = [Path(source) for source in record.sources]
+                work.append((sources, IngestOptions(folder=record.folder)))
+                self.journal.finish(record)
+        return work
+
+    def indexer(self, on_progress: Callable[[IndexProgress], None] | None = None) -> Indexer | None:
+        """An indexer for the active embedder (None when memory runs on full text)."""
+        if self.embedder is None:
+            return None
+        return Indexer(self.store, self.embedder, on_progress)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    async def search(
+        self, query: str, k: int = 5, folder: str = paths.ROOT, document: str | None = None
+    ) -> SearchResult:
+        result = await search(
+            self.store, query, k=k, folder=folder, document=document, embedder=self.embedder
+        )
+        if result.note and not self.embedder:
+            return SearchResult(result.hits, result.mode, self.embedder_note or result.note)
+        return result
+
+    async def stats(self) -> MemoryStats:
+        store = self.store
+        documents, chunks, tokens = await store.count()
+        disk_bytes = await asyncio.to_thread(_disk_usage, store.directory)
+        vectors = await store.vector_models()
+        text_index, vector_index = await store.index_state()
+        indexing = 0
+        if self.embedder:
+            indexing = len(await store.pending_vectors(self.embedder.model, limit=1_000_000))
+        return MemoryStats(
+            documents=documents,
+            chunks=chunks,
+            tokens=tokens,
+            folders=len(await store.folders()),
+            disk_bytes=disk_bytes,
+            embedder=self.embedder_name,
+            vectors={model: rows for model, (_, rows) in vectors.items()},
+            indexing=indexing,
+            text_index=text_index,
+            vector_index=vector_index,
+        )
+
+
+def _disk_usage(directory: Path) -> int:
+    total = 0
+    for root, _, files in os.walk(directory):
+        for name in files:
+            with contextlib.suppress(OSError):  # a file compacted away while we count
+                total += os.stat(os.path.join(root, name)).st_size
+    return total

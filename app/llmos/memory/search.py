@@ -1,0 +1,125 @@
+"""Hybrid search: BM25 full text and vector similarity, fused by reciprocal rank.
+
+Each side ranks candidates on its own (LanceDB's FTS index over chunk text; a flat scan or ANN
+index over the active embedding model's vectors); reciprocal rank fusion (k = 60) then scores a
+chunk ``sum(1 / (60 + rank))`` over the sides that found it. Only chunks of current document
+revisions are returned, so a half-written or superseded revision never shows up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from dataclasses import dataclass
+
+from llmos.drivers.base import DriverError
+from llmos.memory import paths
+from llmos.memory.embedder import Embedder
+from llmos.memory.records import CHUNK_COLUMNS, Chunk, SearchHit
+from llmos.memory.store import MemoryStore, MemoryStoreError
+
+log = logging.getLogger(__name__)
+
+RRF_K = 60
+OVERFETCH = 4
+"""Candidates fetched per side, as a multiple of k: fusion and filtering need spares."""
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    hits: list[SearchHit]
+    mode: str
+    """``hybrid``, ``text`` (no vectors for this search) or ``vector``."""
+    note: str = ""
+    """Why the search ran on full text alone, when it did."""
+
+
+async def search(
+    store: MemoryStore,
+    query: str,
+    *,
+    k: int = 5,
+    folder: str = paths.ROOT,
+    document: str | None = None,
+    embedder: Embedder | None = None,
+) -> SearchResult:
+    """The ``k`` chunks that best match ``query``, within ``folder`` or one ``document``."""
+    query = query.strip()
+    if not _WORD.search(query):
+        raise MemoryStoreError("Search for at least one word.")
+    where = await _scope(store, paths.normalize(folder), document)
+    if where == "false":
+        return SearchResult([], "text")
+    fetch = max(k * OVERFETCH, 20)
+    text_task = asyncio.ensure_future(_text_ranking(store, query, where, fetch))
+    note = ""
+    vector_ids: list[str] = []
+    try:
+        if embedder is None:
+            note = "no embedding model"
+        else:
+            vector_ids, note = await _vector_ranking(store, embedder, query, where, fetch)
+    finally:
+        text_ids, chunks = await text_task
+    fused: dict[str, float] = {}
+    sides: dict[str, list[str]] = {}
+    for side, ranking in (("text", text_ids), ("vector", vector_ids)):
+        for rank, chunk_id in enumerate(ranking, start=1):
+            fused[chunk_id] = fused.get(chunk_id, 0.0) + 1.0 / (RRF_K + rank)
+            sides.setdefault(chunk_id, []).append(side)
+    missing = [chunk_id for chunk_id in fused if chunk_id not in chunks]
+    chunks.update(await store.chunks_by_id(missing))
+    documents = await store.documents_by_rev({chunk.rev for chunk in chunks.values()})
+    hits = []
+    for chunk_id, score in sorted(fused.items(), key=lambda item: -item[1]):
+        chunk = chunks.get(chunk_id)
+        doc = documents.get(chunk.rev) if chunk else None
+        if chunk is None or doc is None:
+            continue  # a revision being replaced or left by a crash: not visible
+        hits.append(SearchHit(score, chunk, doc, tuple(sides[chunk_id])))
+        if len(hits) == k:
+            break
+    mode = "hybrid" if vector_ids and text_ids else "vector" if vector_ids else "text"
+    return SearchResult(hits, mode, "" if vector_ids else note)
+
+
+async def _scope(store: MemoryStore, folder: str, document: str | None) -> str:
+    if document:
+        return f"rev = {paths.sql_literal((await store.document(document)).rev)}"
+    if folder == paths.ROOT:
+        return ""
+    revs = [doc.rev for doc in await store.documents(folder)]
+    if not revs:
+        return "false"
+    return f"rev IN ({', '.join(paths.sql_literal(rev) for rev in revs)})"
+
+
+async def _text_ranking(
+    store: MemoryStore, query: str, where: str, fetch: int
+) -> tuple[list[str], dict[str, Chunk]]:
+    columns = [*CHUNK_COLUMNS, "_score"]
+    search = store.chunk_table.query().nearest_to_text(query).select(columns).limit(fetch)
+    if where:
+        search = search.where(where)
+    rows = await search.to_list()
+    return [row["id"] for row in rows], {row["id"]: Chunk.from_row(row) for row in rows}
+
+
+async def _vector_ranking(
+    store: MemoryStore, embedder: Embedder, query: str, where: str, fetch: int
+) -> tuple[list[str], str]:
+    table = await store.vector_table(embedder.model)
+    if table is None or not await table.count_rows():
+        return [], f"no vectors from {embedder.model} yet"
+    try:
+        (vector,) = await embedder.embed([query])
+    except DriverError as error:
+        log.warning("query embedding failed: %s", error.message)
+        return [], f"{embedder.model} is unavailable ({error.message})"
+    search = table.query().nearest_to(vector).distance_type("cosine").select(["chunk_id"])
+    if where:
+        search = search.where(where)
+    rows = await search.limit(fetch).to_list()
+    return [row["chunk_id"] for row in rows], ""

@@ -1,0 +1,90 @@
+"""The part of ingestion that runs in worker processes: read, hash, extract, chunk.
+
+Parsing PDFs and Office files is CPU-bound Python, so it runs in a process pool (one worker per
+core) where it neither holds the event loop's GIL nor freezes a window. Tasks and results are
+small picklable records; a result carries its chunks as plain tuples.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+from llmos.memory.chunking import chunk
+from llmos.memory.readers import UnreadableFile, extract
+
+
+@dataclass(frozen=True, slots=True)
+class ReadTask:
+    source: str
+    target: str
+    known_hash: str
+    """The content hash memory holds for ``target`` ("" if none): equal means unchanged."""
+    max_bytes: int
+    chunk_tokens: int
+    overlap_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReadResult:
+    source: str
+    target: str
+    content_hash: str
+    size: int
+    unchanged: bool = False
+    title: str = ""
+    media_type: str = ""
+    chunks: tuple[tuple[object, ...], ...] = ()
+    """(ordinal, text, tokens, position, page, line_start, line_end, heading) per chunk."""
+    error: str = ""
+
+
+def init_worker() -> None:
+    """Workers leave Ctrl-C to the parent, which stops the ingest cleanly."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def read_document(task: ReadTask) -> ReadResult:
+    """Everything ingestion needs from one file; failures come back as ``error``, not raised."""
+    path = Path(task.source)
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(task.max_bytes + 1)
+    except OSError as error:
+        return ReadResult(task.source, task.target, "", 0, error=_open_reason(error))
+    if len(data) > task.max_bytes:
+        limit = f"{task.max_bytes / 1e6:.0f} MB"
+        return ReadResult(
+            task.source, task.target, "", len(data), error=f"too large (over {limit})"
+        )
+    digest = hashlib.sha256(data).hexdigest()
+    if digest == task.known_hash:
+        return ReadResult(task.source, task.target, digest, len(data), unchanged=True)
+    try:
+        doc = extract(path, data)
+        drafts = chunk(doc, task.chunk_tokens, task.overlap_tokens)
+    except UnreadableFile as error:
+        return ReadResult(task.source, task.target, digest, len(data), error=str(error))
+    except (MemoryError, RecursionError) as error:
+        reason = f"the file is too complex to read ({type(error).__name__})"
+        return ReadResult(task.source, task.target, digest, len(data), error=reason)
+    rows = tuple(
+        (d.ordinal, d.text, d.tokens, d.position, d.page, d.line_start, d.line_end, d.heading)
+        for d in drafts
+    )
+    return ReadResult(
+        task.source, task.target, digest, len(data), False, doc.title, doc.media_type, rows
+    )
+
+
+def _open_reason(error: OSError) -> str:
+    if error.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied"
+    if error.errno == errno.ENOENT:
+        return "the file disappeared before it could be read"
+    if error.errno == errno.EISDIR:
+        return "it is a folder"
+    return error.strerror or str(error)
