@@ -27,6 +27,7 @@ def _isolated_settings(tmp_path, monkeypatch):
         "LLMOS_ENGINE",
         "LLMOS_NUM_CTX",
         "LLMOS_PARALLEL",
+        "LLMOS_EMBED_MODEL",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("LLMOS_CONFIG", str(tmp_path / "config.toml"))

@@ -2,4 +2,6 @@ import sys
 
 from llmos.cli import main
 
-sys.exit(main())
+# The guard matters: ingestion's worker processes are spawned, and spawn imports __main__.
+if __name__ == "__main__":
+    sys.exit(main())

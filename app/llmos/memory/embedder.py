@@ -67,8 +67,7 @@ async def choose_embedder(
                 return EmbedderChoice(Embedder(driver, info.name, "chosen in the settings"), "")
         return EmbedderChoice(
             None,
-            f"the embedding model '{wanted}' is not installed "
-            f"(run: llmos models pull {wanted})",
+            f"the embedding model '{wanted}' is not installed (run: llmos models pull {wanted})",
         )
     dedicated = sorted((m for m in models if m.can_embed and not m.can_chat), key=_rank)
     if dedicated:

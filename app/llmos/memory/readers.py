@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,10 @@ BINARY_HINTS = {
     ".doc": "an old Word file (save it as .docx)", ".ppt": "an old PowerPoint file (save as .pptx)",
     ".xls": "an old Excel file (save it as .xlsx)",
 }  # fmt: skip
+
+
+_SLIDE_MARK = re.compile(r"<!--\s*Slide number:\s*(\d+)\s*-->")
+_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
 
 
 class UnreadableFile(Exception):
@@ -121,13 +126,18 @@ def decode_text(data: bytes) -> str:
         pass
     import charset_normalizer
 
-    best = charset_normalizer.from_bytes(data[: 1 << 20]).best()
-    if best is None or best.chaos > 0.2:
+    matches = list(charset_normalizer.from_bytes(data[: 1 << 20]))
+    if not matches or matches[0].chaos > 0.2:
         raise UnreadableFile("the text is in no encoding memory can recognise (not UTF-8)")
+    best = matches[0]
+    # Short texts often fit several code pages equally well; Windows-1252 (Western Europe)
+    # is by far the likeliest of them, so it wins ties.
+    tied = [m.encoding for m in matches if (m.chaos, m.coherence) == (best.chaos, best.coherence)]
+    encoding = "cp1252" if "cp1252" in tied else best.encoding
     try:
-        return data.decode(best.encoding)
+        return data.decode(encoding)
     except (UnicodeDecodeError, LookupError):
-        raise UnreadableFile(f"the text does not decode as {best.encoding}") from None
+        raise UnreadableFile(f"the text does not decode as {encoding}") from None
 
 
 def _finish(text: str, media_type: str, path: Path, structure: str, title: str = "") -> Extracted:
@@ -199,7 +209,10 @@ def _converted(path: Path, data: bytes, suffix: str) -> Extracted:
         # any of a dozen exception types. The reason names the format and the library's words.
         reason = f"the {kind} file is damaged or not really {kind} ({_short(error)})"
         raise UnreadableFile(reason) from None
-    return _finish(result.markdown or "", media_type, path, "markdown", result.title or "")
+    # markitdown marks slides with HTML comments; keep the slide number as text, drop the rest.
+    text = _SLIDE_MARK.sub(r"(slide \1)", result.markdown or "")
+    text = _COMMENT.sub("", text)
+    return _finish(text, media_type, path, "markdown", result.title or "")
 
 
 def _short(error: BaseException) -> str:

@@ -188,7 +188,7 @@ class MemoryStore:
 
     async def mark_embedded(self, revs: Sequence[str], model: str) -> None:
         for where in _in_filters("rev", revs):
-            await self._documents.update(where=where, values={"vectors_model": model})
+            await self._documents.update({"vectors_model": model}, where=where)
 
     async def remove(self, path: str) -> tuple[int, int]:
         """Delete a document, or a folder with everything in it. Returns (documents, folders)."""
@@ -239,7 +239,7 @@ class MemoryStore:
             if doc:
                 await self._documents.update(
                     where=f"path = {paths.sql_literal(source)}",
-                    values={"path": target, "folder": paths.parent(target), "updated": now()},
+                    updates={"path": target, "folder": paths.parent(target), "updated": now()},
                 )
                 await self.mkdir(paths.parent(target))
                 return target
