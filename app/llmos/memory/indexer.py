@@ -74,48 +74,72 @@ class Indexer:
         self._more.set()
 
     async def run(self) -> None:
-        """Embed until :meth:`finish` was called and nothing is pending, or the backend fails."""
-        model = self.embedder.model
+        """Embed until :meth:`finish` was called and nothing is pending, or the backend fails.
+
+        The next round's documents and chunk texts are fetched while this round embeds, and
+        this round's vectors are written while the next one embeds: the embedder never waits
+        on LanceDB.
+        """
+        taken: set[str] = set()
+        """Revisions this run has embedded or is embedding: never fetched twice."""
         writing: asyncio.Task[None] | None = None
-        inflight: set[str] = set()
+        prepared = asyncio.create_task(self._prepare(taken))
         try:
             while not self._stopped:
-                self._more.clear()
-                pending = await self.store.pending_vectors(model, DOCS_PER_ROUND + len(inflight))
-                docs = [doc for doc in pending if doc.rev not in inflight][:DOCS_PER_ROUND]
+                docs, chunks, pending = await prepared
                 if not docs:
                     if writing is not None:
                         await writing
-                        writing, inflight = None, set()
-                        continue
-                    if self._closing:
-                        return
-                    await self._more.wait()
+                        writing = None
+                    if not self._more.is_set():
+                        if self._closing:
+                            return
+                        await self._more.wait()
+                    prepared = asyncio.create_task(self._prepare(taken))
                     continue
-                reused = await self.store.revs_with_vectors(model, [doc.rev for doc in docs])
-                if reused:
-                    await self.store.mark_embedded(sorted(reused), model)
-                    self.docs_done += len(reused)
-                    docs = [doc for doc in docs if doc.rev not in reused]
-                rows = await self._embed(docs, len(pending))
+                taken.update(doc.rev for doc in docs)
+                prepared = asyncio.create_task(self._prepare(taken))
+                rows = await self._embed(chunks, pending)
                 if rows is None:  # stopped part-way: these documents stay "indexing"
                     break
                 if writing is not None:
                     await writing
-                inflight = {doc.rev for doc in docs}
-                writing = asyncio.create_task(self._write(rows, sorted(inflight)))
+                writing = asyncio.create_task(self._write(rows, [doc.rev for doc in docs]))
         except DriverError as error:
             self.error = error.message
             log.warning("embedding stopped: %s", error.message)
         finally:
+            prepared.cancel()
+            await asyncio.gather(prepared, return_exceptions=True)
             if writing is not None:
                 if self.error is None:
                     await writing
                 else:
                     await asyncio.gather(writing, return_exceptions=True)
 
-    async def _embed(self, docs: list[Any], pending: int) -> list[dict[str, Any]] | None:
-        chunks = await self.store.chunk_texts([doc.rev for doc in docs])
+    async def _prepare(self, taken: set[str]) -> tuple[list[Any], list[tuple[str, str, str]], int]:
+        """The next documents to embed and their chunks; reused vectors are marked here."""
+        self._more.clear()
+        model = self.embedder.model
+        while True:
+            # Up to two rounds are taken but not yet marked (one writing, one embedding).
+            pending = await self.store.pending_vectors(model, DOCS_PER_ROUND * 3)
+            docs = [doc for doc in pending if doc.rev not in taken][:DOCS_PER_ROUND]
+            if not docs:
+                return [], [], 0
+            reused = await self.store.revs_with_vectors(model, [doc.rev for doc in docs])
+            if reused:
+                await self.store.mark_embedded(sorted(reused), model)
+                self.docs_done += len(reused)
+                self._report(len(pending))
+                docs = [doc for doc in docs if doc.rev not in reused]
+            if docs:
+                chunks = await self.store.chunk_texts([doc.rev for doc in docs])
+                return docs, chunks, len(pending)
+
+    async def _embed(
+        self, chunks: list[tuple[str, str, str]], pending: int
+    ) -> list[dict[str, Any]] | None:
         rows: list[dict[str, Any]] = []
         size = self.embedder.batch_size
         for start in range(0, len(chunks), size):

@@ -40,6 +40,10 @@ from llmos.memory.worker import ReadResult, ReadTask, init_worker, read_document
 log = logging.getLogger(__name__)
 
 
+MAINTAIN_EVERY = 32_768
+"""Chunks written between index upkeep rounds during a long ingest."""
+
+
 @dataclass(frozen=True, slots=True)
 class IngestOptions:
     folder: str = paths.DOCUMENTS
@@ -131,6 +135,8 @@ class IngestJob:
         self._buffer_chunks = 0
         self._buffer_since = 0.0
         self._commit_task: asyncio.Task[None] | None = None
+        self._commits = 0
+        self._unmaintained = 0
         self._last_report = 0.0
 
     def cancel(self) -> None:
@@ -212,8 +218,11 @@ class IngestJob:
                     in_flight.clear()
                     pool.shutdown(wait=False, cancel_futures=True)
                     pool = _pool(workers)
+                # The first batches are small so the first documents are searchable (and the
+                # indexer busy) within moments; later ones grow to batch_chunks.
+                wanted = min(options.batch_chunks, 256 << self._commits)
                 if self._buffer and (
-                    self._buffer_chunks >= options.batch_chunks
+                    self._buffer_chunks >= wanted
                     or time.monotonic() - self._buffer_since >= options.batch_seconds
                 ):
                     await self._flush(wait=False)
@@ -305,12 +314,19 @@ class IngestJob:
         if self._buffer:
             batch, self._buffer, self._buffer_chunks = self._buffer, [], 0
             self._commit_task = asyncio.create_task(self._commit(batch))
+            self._commits += 1
         if wait and self._commit_task is not None:
             await self._commit_task
             self._commit_task = None
 
     async def _commit(self, batch: list[tuple[DocumentWrite, FileOutcome]]) -> None:
         await self.store.commit([write for write, _ in batch])
+        self._unmaintained += sum(len(write.chunks) for write, _ in batch)
+        if self._unmaintained >= MAINTAIN_EVERY:
+            # Folding new rows into the indexes as we go keeps each round small: one round
+            # at the end of a huge ingest needed memory in proportion to all of it.
+            await self.store.maintain()
+            self._unmaintained = 0
         for write, outcome in batch:
             self.progress.chunks += len(write.chunks)
             self._finish(outcome, 0)

@@ -118,7 +118,9 @@ async def _vector_ranking(
     except DriverError as error:
         log.warning("query embedding failed: %s", error.message)
         return [], f"{embedder.model} is unavailable ({error.message})"
-    search = table.query().nearest_to(vector).distance_type("cosine").select(["chunk_id"])
+    search = (
+        table.query().nearest_to(vector).distance_type("cosine").select(["chunk_id", "_distance"])
+    )
     if where:
         search = search.where(where)
     rows = await search.limit(fetch).to_list()

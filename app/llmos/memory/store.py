@@ -12,18 +12,19 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import multiprocessing
 import re
 import uuid
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import lancedb
 import pyarrow as pa
 
-from llmos.memory import paths
+from llmos.memory import paths, upkeep
 from llmos.memory.records import (
     CHUNK_SCHEMA,
     CHUNKS,
@@ -349,15 +350,30 @@ class MemoryStore:
     # -- upkeep ----------------------------------------------------------------------------
 
     async def maintain(self) -> None:
-        """Fold new rows into the indexes, compact small files, and build ANN indexes when due."""
-        keep = timedelta(minutes=10)
-        for table in (self._chunks, self._documents, self._folders):
-            await table.optimize(cleanup_older_than=keep)
+        """Fold new rows into the indexes, compact small files, and build ANN indexes when due.
+
+        New rows go into a new index segment (cost in proportion to the new rows, not the
+        table); segments are merged only once there are several. LanceDB's ``optimize()``
+        rebuilt the whole full-text index instead: 4 s and 300 MB for 50 new chunks in a
+        165k-chunk memory here. The work runs in a short-lived process (see
+        :mod:`llmos.memory.upkeep`).
+        """
+        for table in (self._documents, self._folders):
+            await table.optimize(cleanup_older_than=upkeep.KEEP_VERSIONS)
+        jobs = [(await self._chunks.uri(), "text_idx")]
+        indexed = [self._chunks]
         for table in await self._vector_tables():
-            rows = await table.count_rows()
-            if rows >= ANN_MIN_ROWS and not await table.list_indices():
+            indices = await table.list_indices()
+            if indices:
+                jobs.append((await table.uri(), indices[0].name))
+                indexed.append(table)
+            elif (rows := await table.count_rows()) >= ANN_MIN_ROWS:
                 await table.create_index("vector", config=_ann_config(rows))
-            await table.optimize(cleanup_older_than=keep)
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(1, mp_context=context) as pool:
+            await asyncio.get_running_loop().run_in_executor(pool, upkeep.fold_in, jobs)
+        for table in indexed:
+            await table.checkout_latest()
 
     async def index_state(self) -> tuple[str, str]:
         """(full-text index state, vector index state) in words."""
