@@ -195,3 +195,42 @@ def test_kill_9_mid_ingest_leaves_no_partial_document_and_the_next_ingest_finish
     chunks = db.open_table("chunks")
     assert chunks.count_rows() == sum(doc["chunks"] for doc in final), "leftovers were collected"
     assert not list((data / "memory" / "jobs").glob("*.json"))
+
+
+def test_ctrl_c_stops_cleanly_with_whole_documents_only(tmp_path, dead_host):
+    import lancedb
+
+    big = tmp_path / "big"
+    big.mkdir()
+    files = 1500
+    for i in range(files):
+        (big / f"f{i:04}.txt").write_text(f"file {i} begins. " + "lorem ipsum dolor sit. " * 300)
+    data = tmp_path / "data"
+    env = {**os.environ, "LLMOS_DATA_DIR": str(data)}
+    command = [sys.executable, "-m", "llmos", "ingest", str(big), "--json",
+               "--engine", "ollama", "--ollama-host", dead_host]  # fmt: skip
+    ingest = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, start_new_session=True)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        try:
+            if lancedb.connect(data / "memory" / "lancedb").open_table("documents").count_rows():
+                break
+        except (ValueError, FileNotFoundError, OSError):
+            continue
+    assert ingest.poll() is None, "the ingest finished before Ctrl-C"
+    os.killpg(ingest.pid, signal.SIGINT)  # what a terminal sends to the whole group
+    out, err = ingest.communicate(timeout=60)
+
+    assert ingest.returncode == 130, err
+    assert "Stopping" in err
+    report = json.loads(out)
+    assert report["cancelled"] and 0 < len(report["added"]) < files
+    stored = _documents(data)
+    assert len(stored) == len(report["added"])
+    db = lancedb.connect(data / "memory" / "lancedb")
+    rows = db.open_table("chunks").to_arrow().select(["rev"]).to_pylist()
+    live = {doc["rev"]: doc["chunks"] for doc in stored}
+    assert sum(1 for row in rows if row["rev"] in live) == sum(live.values())
+    assert not list((data / "memory" / "jobs").glob("*.json")), "a cancelled job is finished"
