@@ -185,9 +185,16 @@ async def open_memory(
         owns_driver: close ``driver`` when memory closes.
     """
     choice = None
-    if driver is not None:
-        choice = await choose_memory_embedder(settings, driver, progress=progress)
-    memory = await LongTermMemory.open(settings.ensure_data_dir(), choice)
+    try:
+        if driver is not None:
+            choice = await choose_memory_embedder(settings, driver, progress=progress)
+        memory = await LongTermMemory.open(settings.ensure_data_dir(), choice)
+    except BaseException:
+        if choice is not None and choice.embedder is not None and choice.embedder.owns_driver:
+            await choice.embedder.driver.close()
+        if driver is not None and owns_driver:
+            await driver.close()
+        raise
     if driver is not None and owns_driver:
         memory.owned.append(driver)
     return memory

@@ -142,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"llmos: {error}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):  # a second Ctrl-C cancels the command
         print("llmos: interrupted.", file=sys.stderr)
         return 130
     except BrokenPipeError:

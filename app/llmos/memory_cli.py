@@ -23,9 +23,11 @@ from llmos.bootstrap import choose_engine, open_memory
 from llmos.config import Settings
 from llmos.console import assembly_progress, human_bytes
 from llmos.drivers.base import DriverError
+from llmos.drivers.model_store import ModelFileError
 from llmos.memory import paths
 from llmos.memory.indexer import Indexer, IndexProgress
 from llmos.memory.ingest import IngestOptions, IngestProgress, IngestReport
+from llmos.memory.journal import JobRecord
 from llmos.memory.long_term import LongTermMemory
 from llmos.memory.records import Document
 from llmos.memory.search import SearchResult
@@ -80,16 +82,23 @@ async def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     memory = await _open(settings, vectors=not args.no_vectors)
     try:
-        work = await memory.interrupted()
-        if work:
-            print(f"Resuming {len(work)} ingest(s) that stopped part-way.", file=sys.stderr)
+        resumable, given_up = await memory.interrupted()
+        for gone in given_up:
+            sources = ", ".join(gone.sources)
+            print(f"llmos: gave up resuming the ingest of {sources} after {gone.attempts} "
+                  "attempts; ingest them again to retry.", file=sys.stderr)  # fmt: skip
+        if resumable:
+            print(f"Resuming {len(resumable)} ingest(s) that stopped part-way.", file=sys.stderr)
+        work: list[tuple[list[Path], IngestOptions, JobRecord | None]] = [
+            (job.sources, job.options, job.record) for job in resumable
+        ]
         options = IngestOptions(
             folder=paths.normalize(args.folder),
             chunk_tokens=args.chunk_tokens,
             overlap_tokens=args.overlap_tokens,
         )
         if args.sources:
-            work.append(([Path(source) for source in args.sources], options))
+            work.append(([Path(source) for source in args.sources], options, None))
         elif not work:
             print("llmos: nothing to ingest: name files or folders.", file=sys.stderr)
             return 1
@@ -98,14 +107,16 @@ async def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
             indexer = None if args.no_vectors else memory.indexer(display.vectors)
             wake = (lambda _docs: indexer.wake()) if indexer else None
             jobs = [
-                memory.job(sources, job_options, on_progress=display.files, on_commit=wake)
-                for sources, job_options in work
+                (memory.job(sources, opts, on_progress=display.files, on_commit=wake), record)
+                for sources, opts, record in work
             ]
             indexing = asyncio.create_task(indexer.run()) if indexer else None
             try:
-                with _stop_on_ctrl_c(jobs, indexer) as stopped:
-                    for job in jobs:
-                        reports.append(await memory.run(job, waiting=display.waiting))
+                with _stop_on_ctrl_c([job for job, _ in jobs], indexer) as stopped:
+                    for job, record in jobs:
+                        reports.append(
+                            await memory.run(job, waiting=display.waiting, resumes=record)
+                        )
                         if stopped():
                             break
                     if indexer is not None:
@@ -277,11 +288,11 @@ async def cmd_memory(args: argparse.Namespace, settings: Settings) -> int:
         if action == "rm":
             return await _rm(args, memory)
         if action == "mv":
-            target = await memory.store.move(args.source, args.target)
+            target = await memory.move(args.source, args.target)
             print(f"Moved {paths.normalize(args.source)} to {target}.")
             return 0
         if action == "mkdir":
-            print(f"Made {await memory.store.mkdir(args.folder)}.")
+            print(f"Made {await memory.mkdir(args.folder)}.")
             return 0
         if action == "search":
             if args.k < 1:
@@ -298,14 +309,14 @@ async def _open(settings: Settings, vectors: bool) -> LongTermMemory:
     """Memory, with the embedder of the active backend when ``vectors`` (else text only)."""
     if not vectors:
         return await open_memory(settings)
-    try:
-        with assembly_progress() as progress:
+    with assembly_progress() as progress:
+        try:
             choice = await choose_engine(settings, progress=progress)
-    except DriverError as error:
-        memory = await open_memory(settings)
-        memory.embedder_note = f"no model backend ({error.message.rstrip('.')})"
-        return memory
-    return await open_memory(settings, choice.driver, progress=progress, owns_driver=True)
+        except (DriverError, ModelFileError) as error:
+            memory = await open_memory(settings)
+            memory.embedder_note = f"no model backend ({str(error).rstrip('.')})"
+            return memory
+        return await open_memory(settings, choice.driver, progress=progress, owns_driver=True)
 
 
 async def _ls(args: argparse.Namespace, memory: LongTermMemory) -> int:
@@ -368,7 +379,7 @@ async def _rm(args: argparse.Namespace, memory: LongTermMemory) -> int:
             if answer.strip().lower() not in ("y", "yes"):
                 print("Nothing removed.")
                 return 1
-    documents, folders = await memory.store.remove(path)
+    documents, folders = await memory.remove(path)
     print(f"Removed {path} ({documents} documents, {folders} folders).")
     return 0
 

@@ -202,3 +202,63 @@ async def test_embedding_failure_leaves_documents_searchable_by_text(
     doc = await vector_memory.store.document("/Documents/a.txt")
     assert doc.state("nomic-embed-text:latest") == "indexing"
     assert (await vector_memory.search("narwhal")).hits[0].document.path == "/Documents/a.txt"
+
+
+async def test_a_file_that_kills_its_worker_fails_alone_and_the_rest_is_stored(memory, tmp_path):
+    from tests.memory.crashing_reader import read_or_crash
+
+    folder = tmp_path / "files"
+    folder.mkdir()
+    for i in range(12):
+        (folder / f"f{i:02}.txt").write_text(f"ordinary file {i}")
+    (folder / "crash-a.txt").write_text("boom")
+    (folder / "crash-b.txt").write_text("boom")
+    job = memory.job([folder], IngestOptions(workers=2), reader=read_or_crash)
+    report = await memory.run(job)
+
+    failures = {Path(o.source).name: o.reason for o in report.failures}
+    assert set(failures) == {"crash-a.txt", "crash-b.txt"}
+    assert all("crashed" in reason for reason in failures.values())
+    assert report.counts["added"] == 12
+
+
+async def test_odd_file_names_are_refused_one_by_one(memory, tmp_path):
+    folder = tmp_path / "names"
+    folder.mkdir()
+    (folder / "tab\there.txt").write_text("a tab in the name")
+    (folder / "good.txt").write_text("fine")
+    import os
+
+    os.makedirs(os.fsencode(folder), exist_ok=True)
+    with open(os.path.join(os.fsencode(folder), b"caf\xe9.txt"), "wb") as handle:
+        handle.write(b"latin-1 file name")
+    report = await ingest(memory, folder)
+    assert report.counts == {"added": 1, "failed": 2}
+    reasons = sorted(o.reason for o in report.failures)
+    assert "control characters" in reasons[0] and "not valid text" in reasons[1]
+    for outcome in report.failures:  # printable in a UTF-8 terminal or JSON
+        outcome.source.encode("utf-8")
+
+
+async def test_a_resumed_job_finds_its_files_from_anywhere(memory, tmp_path, monkeypatch):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.txt").write_text("alpha")
+    monkeypatch.chdir(tmp_path)
+    record = memory.journal.start(["docs"], "/Documents", {"chunk_tokens": 128})
+    monkeypatch.chdir("/")
+    resumable, given_up = await memory.interrupted()
+    assert given_up == [] and [job.sources for job in resumable] == [[tmp_path / "docs"]]
+    assert resumable[0].options.chunk_tokens == 128
+    job = resumable[0]
+    report = await memory.run(memory.job(job.sources, job.options), resumes=job.record)
+    assert report.counts == {"added": 1}
+    assert not list(memory.journal.jobs.glob("*.json")), record
+
+
+async def test_a_job_that_never_finishes_is_given_up_after_three_tries(memory, tmp_path):
+    record = memory.journal.start([str(tmp_path)], "/Documents", {})
+    for _ in range(2):
+        record = memory.journal.again(record)  # resumed twice, killed each time
+    resumable, given_up = await memory.interrupted()
+    assert resumable == [] and [g.id for g in given_up] == [record.id]
+    assert not list(memory.journal.jobs.glob("*.json"))

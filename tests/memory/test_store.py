@@ -143,3 +143,27 @@ async def test_paths_with_quotes_and_wildcards_are_data_not_sql(memory):
     assert [d.path for d in docs] == ["/it's 100%_done/a.txt"]
     await memory.store.move("/it's 100%_done", "/done")
     assert [d.path for d in await memory.store.documents("/done")] == ["/done/a.txt"]
+
+
+async def test_nothing_can_be_put_inside_a_document(memory):
+    await put(memory, "/Documents/a.txt", "alpha")
+    await put(memory, "/Documents/b.txt", "bravo")
+    with pytest.raises(MemoryStoreError, match="is a document"):
+        await memory.mkdir("/Documents/a.txt/sub")
+    with pytest.raises(MemoryStoreError, match="is a document"):
+        await memory.move("/Documents/b.txt", "/Documents/a.txt/inner/b.txt")
+    assert (await memory.store.document("/Documents/b.txt")).path == "/Documents/b.txt"
+    assert await memory.move("/Documents/b.txt", "/Documents") == "/Documents/b.txt"
+
+
+async def test_a_big_folder_is_filtered_after_ranking_with_the_same_result(memory, monkeypatch):
+    from llmos.memory import search
+
+    for i in range(6):
+        await put(memory, f"/In/{i}.txt", f"shared words and number{i}")
+        await put(memory, f"/Out/{i}.txt", f"shared words and number{i}")
+    prefiltered = await memory.search("shared words", k=10, folder="/In")
+    monkeypatch.setattr(search, "PREFILTER_MAX", 1)
+    postfiltered = await memory.search("shared words", k=10, folder="/In")
+    assert sorted(h.document.path for h in prefiltered.hits) == [f"/In/{i}.txt" for i in range(6)]
+    assert sorted(h.document.path for h in postfiltered.hits) == [f"/In/{i}.txt" for i in range(6)]

@@ -61,7 +61,10 @@ def discover(sources: list[Path], folder: str, max_bytes: int) -> Discovery:
     targets: set[str] = set()
     for source in sources:
         source = Path(os.path.abspath(os.path.expanduser(source)))
-        target = paths.join(folder, source.name or "root")
+        target, problem = _target(folder, source.name or "root")
+        if problem:
+            found.refused.append(Refused(source, target, problem))
+            continue
         try:
             info = source.stat()
         except OSError as error:
@@ -93,7 +96,10 @@ def _walk(
             found.skipped += 1
             continue
         path = Path(entry.path)
-        child = paths.join(target, entry.name)
+        child, problem = _target(target, entry.name)
+        if problem:
+            found.refused.append(Refused(path, child, problem))
+            continue
         try:
             info = path.stat()
         except OSError as error:
@@ -130,6 +136,23 @@ def _file(
     else:
         targets.add(target)
         found.files.append(Candidate(path, target, info.st_size))
+
+
+def printable(path: Path | str) -> str:
+    """``path`` as text that can be printed, even when its bytes are not UTF-8."""
+    return str(path).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _target(folder: str, name: str) -> tuple[str, str]:
+    """The virtual path for ``name`` in ``folder``, or a reason the name cannot be one."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return f"{folder}/{printable(name)}", "its name is not valid text (rename it to UTF-8)"
+    try:
+        return paths.join(folder, name), ""
+    except paths.MemoryPathError:
+        return f"{folder}/{name!r}", "its name contains control characters (rename it)"
 
 
 def _is_junk(name: str) -> bool:

@@ -108,6 +108,9 @@ class Indexer:
         except DriverError as error:
             self.error = error.message
             log.warning("embedding stopped: %s", error.message)
+        except (RuntimeError, OSError, ValueError) as error:  # LanceDB, or a vector mismatch
+            log.exception("embedding stopped")
+            self.error = f"vectors could not be stored ({error})."
         finally:
             prepared.cancel()
             await asyncio.gather(prepared, return_exceptions=True)
@@ -156,9 +159,16 @@ class Indexer:
         return rows
 
     async def _write(self, rows: list[dict[str, Any]], revs: list[str]) -> None:
+        model = self.embedder.model
+        # Another indexer (a second ingest, the desktop) may have embedded some meanwhile.
+        already = await self.store.revs_with_vectors(model, revs)
+        rows = [row for row in rows if row["rev"] not in already]
         if rows:
-            await self.store.add_vectors(self.embedder.model, len(rows[0]["vector"]), rows)
-        await self.store.mark_embedded(revs, self.embedder.model)
+            await self.store.add_vectors(model, len(rows[0]["vector"]), rows)
+        await self.store.mark_embedded(revs, model)
+        # A revision replaced or removed while it was being embedded: its vectors go too.
+        live = await self.store.documents_by_rev(revs)
+        await self.store.drop_vectors([rev for rev in revs if rev not in live])
         self.docs_done += len(revs)
         self._report(0)
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
 import os
 import time
 from collections import Counter, deque
@@ -31,11 +30,11 @@ from typing import Any
 
 from llmos.memory import paths
 from llmos.memory.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS
-from llmos.memory.discovery import Candidate, discover
+from llmos.memory.discovery import Candidate, discover, printable
 from llmos.memory.readers import MEDIA_TYPES
 from llmos.memory.records import Document
 from llmos.memory.store import DocumentWrite, MemoryStore, new_document
-from llmos.memory.worker import ReadResult, ReadTask, init_worker, read_document
+from llmos.memory.worker import ReadResult, ReadTask, read_document, start_pool, stop_pool
 
 log = logging.getLogger(__name__)
 
@@ -121,8 +120,11 @@ class IngestJob:
         on_progress: Callable[[IngestProgress], None] | None = None,
         on_outcome: Callable[[FileOutcome], None] | None = None,
         on_commit: Callable[[list[Document]], None] | None = None,
+        reader: Callable[[ReadTask], ReadResult] = read_document,
     ) -> None:
         self.store = store
+        self._reader = reader
+        """What workers run per file (a module-level function: it is pickled by name)."""
         self.sources = sources
         self.options = options or IngestOptions()
         self.progress = IngestProgress()
@@ -156,7 +158,10 @@ class IngestJob:
         progress.bytes_total = found.total_bytes
         progress.skipped = found.skipped
         for refused in found.refused:
-            self._finish(FileOutcome(str(refused.source), refused.target, "failed", refused.reason))
+            outcome = FileOutcome(
+                printable(refused.source), refused.target, "failed", refused.reason
+            )
+            self._finish(outcome)
         known = await self.store.known(folder)
         progress.phase = "reading"
         self._report(force=True)
@@ -172,15 +177,23 @@ class IngestJob:
     async def _read_all(self, files: list[Candidate], known: dict[str, Document]) -> None:
         options = self.options
         workers = max(1, min(options.workers, len(files)))
-        pool = _pool(workers)
+        pool = start_pool(workers)
         in_flight: dict[asyncio.Future[ReadResult], Candidate] = {}
         queue = deque(files)
-        retried: set[Path] = set()
+        suspects: deque[Candidate] = deque()
+        """Files in flight when a worker died: retried one at a time to find the culprit."""
+        testing: Candidate | None = None
+        """The suspect running alone, if any."""
         try:
             while True:
-                while queue and len(in_flight) < workers * 2 and not self.cancelled:
-                    candidate = queue.popleft()
-                    in_flight[self._submit(pool, candidate, known)] = candidate
+                if suspects:
+                    if testing is None and not in_flight and not self.cancelled:
+                        testing = suspects.popleft()
+                        in_flight[self._submit(pool, testing, known)] = testing
+                else:
+                    while queue and len(in_flight) < workers * 2 and not self.cancelled:
+                        candidate = queue.popleft()
+                        in_flight[self._submit(pool, candidate, known)] = candidate
                 if not in_flight:
                     break
                 cancel: asyncio.Future[Any] = asyncio.ensure_future(self._cancelled.wait())
@@ -197,27 +210,29 @@ class IngestJob:
                         continue
                     candidate = in_flight.pop(future)
                     if isinstance(future.exception(), BrokenProcessPool):
-                        # A worker died (a reader crashed hard, or the OS killed it). Every file
-                        # in flight gets one more try in a new pool; the one that kills a worker
-                        # twice is reported as failed.
+                        # A worker died (a reader crashed hard, or the OS killed it) and took
+                        # the pool with it. Alone, the file is the culprit; otherwise it is a
+                        # suspect, retried alone in a new pool.
                         broken = True
-                        if candidate.source in retried:
+                        if candidate is testing:
                             reason = "the reader crashed on this file (it may be malformed)"
-                            self._finish(FileOutcome(str(candidate.source), candidate.target,
-                                                     "failed", reason), candidate.size)  # fmt: skip
+                            outcome = FileOutcome(str(candidate.source), candidate.target,
+                                                  "failed", reason)  # fmt: skip
+                            self._finish(outcome, candidate.size)
                         else:
-                            retried.add(candidate.source)
-                            queue.appendleft(candidate)
+                            suspects.append(candidate)
                         continue
                     await self._accept(candidate, future, known)
+                if testing is not None and testing not in in_flight.values():
+                    testing = None
                 if broken:
-                    for future, candidate in in_flight.items():
-                        retried.add(candidate.source)
-                        queue.appendleft(candidate)
+                    suspects.extend(in_flight.values())
+                    for future in in_flight:
                         future.cancel()
                     in_flight.clear()
-                    pool.shutdown(wait=False, cancel_futures=True)
-                    pool = _pool(workers)
+                    testing = None
+                    stop_pool(pool, terminate=True)
+                    pool = start_pool(workers)
                 # The first batches are small so the first documents are searchable (and the
                 # indexer busy) within moments; later ones grow to batch_chunks.
                 wanted = min(options.batch_chunks, 256 << self._commits)
@@ -229,8 +244,9 @@ class IngestJob:
         finally:
             for future in in_flight:
                 future.cancel()
-            # Workers still parsing are abandoned, not awaited: cancel must not wait on a PDF.
-            pool.shutdown(wait=False, cancel_futures=True)
+            # Cancel must not wait for a worker deep in a PDF: files in flight are dropped
+            # anyway, so the workers are stopped rather than awaited.
+            stop_pool(pool, terminate=bool(in_flight))
 
     def _submit(
         self, pool: ProcessPoolExecutor, candidate: Candidate, known: dict[str, Document]
@@ -245,7 +261,7 @@ class IngestJob:
             options.chunk_tokens,
             options.overlap_tokens,
         )
-        return asyncio.get_running_loop().run_in_executor(pool, read_document, task)
+        return asyncio.get_running_loop().run_in_executor(pool, self._reader, task)
 
     async def _accept(
         self, candidate: Candidate, future: asyncio.Future[ReadResult], known: dict[str, Document]
@@ -347,10 +363,3 @@ class IngestJob:
         if self._on_progress is not None and (force or now - self._last_report >= 0.1):
             self._last_report = now
             self._on_progress(self.progress)
-
-
-def _pool(workers: int) -> ProcessPoolExecutor:
-    # "spawn" everywhere: forking a process that runs LanceDB's and llama.cpp's threads can
-    # deadlock the child, and spawn is what macOS and Windows do anyway.
-    context = multiprocessing.get_context("spawn")
-    return ProcessPoolExecutor(workers, mp_context=context, initializer=init_worker)

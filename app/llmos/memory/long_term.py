@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +20,19 @@ from llmos.memory import paths
 from llmos.memory.embedder import Embedder, EmbedderChoice
 from llmos.memory.indexer import Indexer, IndexProgress
 from llmos.memory.ingest import IngestJob, IngestOptions, IngestReport
-from llmos.memory.journal import IngestJournal
+from llmos.memory.journal import MAX_ATTEMPTS, IngestJournal, JobRecord
 from llmos.memory.records import MemoryStats
 from llmos.memory.search import SearchResult, search
-from llmos.memory.store import MemoryStore
+from llmos.memory.store import MemoryStore, MemoryStoreError
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ResumableJob:
+    sources: list[Path]
+    options: IngestOptions
+    record: JobRecord
 
 
 class LongTermMemory:
@@ -65,14 +73,34 @@ class LongTermMemory:
         """An ingest to :meth:`run`; keep it to :meth:`IngestJob.cancel` it."""
         return IngestJob(self.store, sources, options, **callbacks)
 
-    async def run(self, job: IngestJob, waiting: Callable[[], None] | None = None) -> IngestReport:
-        """Run ``job`` as a durable queue entry, after any ingest that was killed part-way.
+    async def run(
+        self,
+        job: IngestJob,
+        waiting: Callable[[], None] | None = None,
+        resumes: JobRecord | None = None,
+    ) -> IngestReport:
+        """Run ``job`` as a durable queue entry.
 
         Ingests on one memory take turns; ``waiting`` is called if this one has to wait.
+        ``resumes`` is the record of the killed ingest this job finishes (see
+        :meth:`interrupted`); it is forgotten only once this job is done.
         """
         async with self.journal.turn(waiting):
+            await self._refuse_folder_in_document(paths.normalize(job.options.folder))
             await self.store.collect_garbage()
-            record = self.journal.start([str(s) for s in job.sources], job.options.folder)
+            if resumes is not None:
+                record = self.journal.again(resumes)
+            else:
+                options = job.options
+                record = self.journal.start(
+                    [str(source) for source in job.sources],
+                    options.folder,
+                    {
+                        "chunk_tokens": options.chunk_tokens,
+                        "overlap_tokens": options.overlap_tokens,
+                        "max_file_bytes": options.max_file_bytes,
+                    },
+                )
             report = await job.run()
             # A cancelled job is finished too: the user chose to stop it. A job that raised
             # (or whose process died) keeps its record and is resumed next time.
@@ -81,18 +109,44 @@ class LongTermMemory:
                 await self.store.maintain()
         return report
 
-    async def interrupted(self) -> list[tuple[list[Path], IngestOptions]]:
-        """What killed ingests left unfinished, as (sources, options) to run again.
+    async def interrupted(self) -> tuple[list[ResumableJob], list[JobRecord]]:
+        """What killed ingests left unfinished: (jobs to run again, jobs given up).
 
-        The records are forgotten here: the caller runs them as new jobs (which are durable).
+        Pass a resumable job's record to :meth:`run` as ``resumes``. A job that was resumed
+        :data:`~llmos.memory.journal.MAX_ATTEMPTS` times without finishing is given up (and
+        forgotten), so one that kills its ingest every time cannot block every later ingest.
         """
-        work = []
+        resumable, given_up = [], []
         async with self.journal.turn():
             for record in self.journal.interrupted():
+                if record.attempts >= MAX_ATTEMPTS:
+                    given_up.append(record)
+                    self.journal.finish(record)
+                    continue
+                options = IngestOptions(folder=record.folder, **record.options)
                 sources = [Path(source) for source in record.sources]
-                work.append((sources, IngestOptions(folder=record.folder)))
-                self.journal.finish(record)
-        return work
+                resumable.append(ResumableJob(sources, options, record))
+        return resumable, given_up
+
+    # -- the file system (these wait for a running ingest: it holds a snapshot of paths) -----
+
+    async def mkdir(self, path: str) -> str:
+        async with self.journal.turn():
+            await self._refuse_folder_in_document(paths.normalize(path))
+            return await self.store.mkdir(path)
+
+    async def move(self, source: str, target: str) -> str:
+        async with self.journal.turn():
+            return await self.store.move(source, target)
+
+    async def remove(self, path: str) -> tuple[int, int]:
+        async with self.journal.turn():
+            return await self.store.remove(path)
+
+    async def _refuse_folder_in_document(self, folder: str) -> None:
+        for path in [*paths.ancestors(folder + "/x")]:
+            if await self.store.has_document(path):
+                raise MemoryStoreError(f"'{path}' is a document, so '{folder}' cannot be a folder.")
 
     def indexer(self, on_progress: Callable[[IndexProgress], None] | None = None) -> Indexer | None:
         """An indexer for the active embedder (None when memory runs on full text)."""

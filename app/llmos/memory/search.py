@@ -24,6 +24,10 @@ log = logging.getLogger(__name__)
 RRF_K = 60
 OVERFETCH = 4
 """Candidates fetched per side, as a multiple of k: fusion and filtering need spares."""
+PREFILTER_MAX = 1000
+"""Documents a folder filter lists by revision; larger folders are filtered after ranking."""
+POSTFILTER_FETCH = 10
+"""How many more candidates each side ranks when filtering after ranking."""
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
@@ -49,10 +53,12 @@ async def search(
     query = query.strip()
     if not _WORD.search(query):
         raise MemoryStoreError("Search for at least one word.")
-    where = await _scope(store, paths.normalize(folder), document)
+    where, allowed = await _scope(store, paths.normalize(folder), document)
     if where == "false":
         return SearchResult([], "text")
     fetch = max(k * OVERFETCH, 20)
+    if allowed is not None:
+        fetch *= POSTFILTER_FETCH
     text_task = asyncio.ensure_future(_text_ranking(store, query, where, fetch))
     note = ""
     vector_ids: list[str] = []
@@ -78,6 +84,8 @@ async def search(
         doc = documents.get(chunk.rev) if chunk else None
         if chunk is None or doc is None:
             continue  # a revision being replaced or left by a crash: not visible
+        if allowed is not None and chunk.rev not in allowed:
+            continue
         hits.append(SearchHit(score, chunk, doc, tuple(sides[chunk_id])))
         if len(hits) == k:
             break
@@ -85,15 +93,22 @@ async def search(
     return SearchResult(hits, mode, "" if vector_ids else note)
 
 
-async def _scope(store: MemoryStore, folder: str, document: str | None) -> str:
+async def _scope(
+    store: MemoryStore, folder: str, document: str | None
+) -> tuple[str, set[str] | None]:
+    """(a filter both sides apply, or revisions to keep afterwards when a filter would be huge)."""
     if document:
-        return f"rev = {paths.sql_literal((await store.document(document)).rev)}"
+        return f"rev = {paths.sql_literal((await store.document(document)).rev)}", None
     if folder == paths.ROOT:
-        return ""
+        return "", None
     revs = [doc.rev for doc in await store.documents(folder)]
     if not revs:
-        return "false"
-    return f"rev IN ({', '.join(paths.sql_literal(rev) for rev in revs)})"
+        return "false", None
+    if len(revs) > PREFILTER_MAX:
+        # A filter listing 100k revisions took 1.9 s to apply; a folder this large holds much
+        # of memory, so ranking more candidates and keeping its own is cheaper.
+        return "", set(revs)
+    return f"rev IN ({', '.join(paths.sql_literal(rev) for rev in revs)})", None
 
 
 async def _text_ranking(
@@ -124,4 +139,5 @@ async def _vector_ranking(
     if where:
         search = search.where(where)
     rows = await search.limit(fetch).to_list()
-    return [row["chunk_id"] for row in rows], ""
+    # Two indexers racing can leave a chunk's vector twice; rank each chunk once.
+    return list(dict.fromkeys(row["chunk_id"] for row in rows)), ""

@@ -12,11 +12,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import multiprocessing
 import re
 import uuid
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ from llmos.memory.records import (
     now,
     vector_schema,
 )
+from llmos.memory.worker import start_pool, stop_pool
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +135,9 @@ class MemoryStore:
             return True
         return bool(await self._documents.count_rows(paths.within_filter("folder", path)))
 
+    async def has_document(self, path: str) -> bool:
+        return bool(await self._documents.count_rows(f"path = {paths.sql_literal(path)}"))
+
     async def document(self, ref: str) -> Document:
         """The document at virtual path ``ref``, or whose id starts with ``ref``."""
         if ref.startswith("/"):
@@ -215,8 +218,9 @@ class MemoryStore:
         path = paths.normalize(path)
         if path == paths.ROOT:
             return path
-        if await self._documents.count_rows(f"path = {paths.sql_literal(path)}"):
-            raise MemoryStoreError(f"'{path}' is a document, not a folder.")
+        for folder in [*paths.ancestors(path), path]:
+            if await self.has_document(folder):
+                raise MemoryStoreError(f"'{folder}' is a document, not a folder.")
         rows = [{"path": p, "created": now()} for p in [*paths.ancestors(path), path]]
         merge = self._folders.merge_insert("path").when_not_matched_insert_all()
         await merge.execute(pa.Table.from_pylist(rows, schema=FOLDER_SCHEMA))
@@ -229,6 +233,8 @@ class MemoryStore:
             raise MemoryStoreError("The root folder cannot be moved.")
         if await self.is_folder(target) and target != source:
             target = paths.join(target, paths.name(source))
+        if target == source:
+            return target  # already there
         if paths.is_within(target, source):
             raise MemoryStoreError(f"'{source}' cannot be moved into itself.")
         async with self._lock:
@@ -236,13 +242,15 @@ class MemoryStore:
                 await self.is_folder(target)
             ):
                 raise MemoryStoreError(f"'{target}' already exists in memory.")
-            doc = await self._documents.count_rows(f"path = {paths.sql_literal(source)}")
-            if doc:
+            for folder in paths.ancestors(target):
+                if await self.has_document(folder):
+                    raise MemoryStoreError(f"'{folder}' is a document, not a folder.")
+            if await self.has_document(source):
+                await self.mkdir(paths.parent(target))
                 await self._documents.update(
                     where=f"path = {paths.sql_literal(source)}",
                     updates={"path": target, "folder": paths.parent(target), "updated": now()},
                 )
-                await self.mkdir(paths.parent(target))
                 return target
             if not await self.is_folder(source):
                 raise NotFound(f"Nothing in memory at '{source}'.")
@@ -261,6 +269,11 @@ class MemoryStore:
             )
             await self._folders.delete(f"path = {paths.sql_literal(source)}")
         return target
+
+    async def drop_vectors(self, revs: Sequence[str]) -> None:
+        for where in _in_filters("rev", revs):
+            for table in await self._vector_tables():
+                await table.delete(where)
 
     async def _drop_revisions(self, revs: Sequence[str]) -> None:
         for where in _in_filters("rev", revs):
@@ -358,8 +371,23 @@ class MemoryStore:
         165k-chunk memory here. The work runs in a short-lived process (see
         :mod:`llmos.memory.upkeep`).
         """
+        try:
+            await self._maintain()
+        except (RuntimeError, OSError, ValueError, BrokenProcessPool) as error:
+            # Upkeep is an optimisation: search is right without it, only slower. A commit
+            # conflict with a concurrent writer (the indexer marking documents) lands here.
+            log.warning("memory upkeep stopped (%s); the next ingest runs it again", error)
+
+    async def _maintain(self) -> None:
         for table in (self._documents, self._folders):
-            await table.optimize(cleanup_older_than=upkeep.KEEP_VERSIONS)
+            for attempt in range(3):
+                try:
+                    await table.optimize(cleanup_older_than=upkeep.KEEP_VERSIONS)
+                    break
+                except RuntimeError:  # "Retryable commit conflict": a writer got there first
+                    if attempt == 2:
+                        raise
+                    await asyncio.sleep(0.2)
         jobs = [(await self._chunks.uri(), "text_idx")]
         indexed = [self._chunks]
         for table in await self._vector_tables():
@@ -369,9 +397,13 @@ class MemoryStore:
                 indexed.append(table)
             elif (rows := await table.count_rows()) >= ANN_MIN_ROWS:
                 await table.create_index("vector", config=_ann_config(rows))
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(1, mp_context=context) as pool:
+        pool = start_pool(1)
+        finished = False
+        try:
             await asyncio.get_running_loop().run_in_executor(pool, upkeep.fold_in, jobs)
+            finished = True
+        finally:
+            stop_pool(pool, terminate=not finished)
         for table in indexed:
             await table.checkout_latest()
 

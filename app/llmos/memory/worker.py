@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import multiprocessing
+import os
 import signal
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,8 +48,20 @@ class ReadResult:
 
 
 def init_worker() -> None:
-    """Workers leave Ctrl-C to the parent, which stops the ingest cleanly."""
+    """Workers leave Ctrl-C to the parent, and exit when the parent dies.
+
+    A worker blocks on its task queue, and it holds both ends of that pipe itself, so it
+    never sees the parent go away: after a ``kill -9`` of the parent, workers lived on.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def read_document(task: ReadTask) -> ReadResult:
@@ -88,3 +105,20 @@ def _open_reason(error: OSError) -> str:
     if error.errno == errno.EISDIR:
         return "it is a folder"
     return error.strerror or str(error)
+
+
+def stop_pool(pool: ProcessPoolExecutor, terminate: bool) -> None:
+    """Shut ``pool`` down; with ``terminate``, stop its workers mid-task instead of waiting."""
+    if terminate:
+        # The executor offers no way to stop a running task; its process table is the only
+        # handle (without it, interpreter exit still waits for every worker's current file).
+        for process in list(getattr(pool, "_processes", {}).values()):
+            process.terminate()
+    pool.shutdown(wait=not terminate, cancel_futures=True)
+
+
+def start_pool(workers: int) -> ProcessPoolExecutor:
+    # "spawn" everywhere: forking a process that runs LanceDB's and llama.cpp's threads can
+    # deadlock the child, and spawn is what macOS and Windows do anyway.
+    context = multiprocessing.get_context("spawn")
+    return ProcessPoolExecutor(workers, mp_context=context, initializer=init_worker)
