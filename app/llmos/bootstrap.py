@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from llmos.apps.registry import AppRegistry
 from llmos.config import Settings
@@ -32,7 +33,9 @@ from llmos.kernel.events import EventBus
 from llmos.kernel.kernel import Kernel
 from llmos.kernel.scheduler import Scheduler
 from llmos.memory.embedder import OFF, Embedder, EmbedderChoice, choose_embedder
-from llmos.memory.long_term import LongTermMemory
+
+if TYPE_CHECKING:  # LanceDB takes 1.5 s to import: only memory commands pay for it
+    from llmos.memory.long_term import LongTermMemory
 
 PROBE_TIMEOUT = 2.0
 """Seconds ``auto`` waits for Ollama to answer before using the embedded engine."""
@@ -184,6 +187,8 @@ async def open_memory(
     Args:
         owns_driver: close ``driver`` when memory closes.
     """
+    from llmos.memory.long_term import LongTermMemory
+
     choice = None
     try:
         if driver is not None:

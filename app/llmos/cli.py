@@ -25,8 +25,8 @@ from llmos.drivers.model_store import ModelFileError
 from llmos.kernel.context import PromptTooLarge
 from llmos.kernel.errors import KernelError, ProcessGone
 from llmos.kernel.events import TokenStreamed
+from llmos.memory.errors import MemoryStoreError
 from llmos.memory.paths import MemoryPathError
-from llmos.memory.store import MemoryStoreError
 
 _USER_ERRORS = (
     DriverError,

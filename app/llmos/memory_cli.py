@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmos.bootstrap import choose_engine, open_memory
 from llmos.config import Settings
@@ -25,12 +25,14 @@ from llmos.console import assembly_progress, human_bytes
 from llmos.drivers.base import DriverError
 from llmos.drivers.model_store import ModelFileError
 from llmos.memory import paths
-from llmos.memory.indexer import Indexer, IndexProgress
-from llmos.memory.ingest import IngestOptions, IngestProgress, IngestReport
-from llmos.memory.journal import JobRecord
-from llmos.memory.long_term import LongTermMemory
-from llmos.memory.records import Document
-from llmos.memory.search import SearchResult
+
+if TYPE_CHECKING:  # LanceDB takes 1.5 s to import: `llmos run` and the workers skip it
+    from llmos.memory.indexer import Indexer, IndexProgress
+    from llmos.memory.ingest import IngestOptions, IngestProgress, IngestReport
+    from llmos.memory.journal import JobRecord
+    from llmos.memory.long_term import LongTermMemory
+    from llmos.memory.records import Document
+    from llmos.memory.search import SearchResult
 
 
 def add_commands(commands: Any, flags: argparse.ArgumentParser) -> None:
@@ -76,6 +78,8 @@ def add_commands(commands: Any, flags: argparse.ArgumentParser) -> None:
 
 
 async def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from llmos.memory.ingest import IngestOptions
+
     if args.chunk_tokens < 32 or not 0 <= args.overlap_tokens < args.chunk_tokens:
         print("llmos: --chunk-tokens must be at least 32 and --overlap-tokens below it.",
               file=sys.stderr)  # fmt: skip

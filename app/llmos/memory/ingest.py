@@ -22,7 +22,7 @@ import os
 import time
 from collections import Counter, deque
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +39,9 @@ from llmos.memory.worker import ReadResult, ReadTask, read_document, start_pool,
 log = logging.getLogger(__name__)
 
 
+SMALL_JOB_FILES = 4
+SMALL_JOB_BYTES = 2_000_000
+"""Jobs this small are read in a thread instead of worker processes."""
 MAINTAIN_EVERY = 32_768
 """Chunks written between index upkeep rounds during a long ingest."""
 
@@ -177,7 +180,10 @@ class IngestJob:
     async def _read_all(self, files: list[Candidate], known: dict[str, Document]) -> None:
         options = self.options
         workers = max(1, min(options.workers, len(files)))
-        pool = start_pool(workers)
+        small = len(files) <= SMALL_JOB_FILES and sum(f.size for f in files) <= SMALL_JOB_BYTES
+        # Starting worker processes costs about a second; a few small files read in a
+        # thread are done before the first worker would be up.
+        pool: Executor = ThreadPoolExecutor(1) if small else start_pool(workers)
         in_flight: dict[asyncio.Future[ReadResult], Candidate] = {}
         queue = deque(files)
         suspects: deque[Candidate] = deque()
@@ -231,6 +237,7 @@ class IngestJob:
                         future.cancel()
                     in_flight.clear()
                     testing = None
+                    assert isinstance(pool, ProcessPoolExecutor)  # only a process pool breaks
                     stop_pool(pool, terminate=True)
                     pool = start_pool(workers)
                 # The first batches are small so the first documents are searchable (and the
@@ -246,10 +253,13 @@ class IngestJob:
                 future.cancel()
             # Cancel must not wait for a worker deep in a PDF: files in flight are dropped
             # anyway, so the workers are stopped rather than awaited.
-            stop_pool(pool, terminate=bool(in_flight))
+            if isinstance(pool, ProcessPoolExecutor):
+                stop_pool(pool, terminate=bool(in_flight))
+            else:
+                pool.shutdown(wait=False, cancel_futures=True)
 
     def _submit(
-        self, pool: ProcessPoolExecutor, candidate: Candidate, known: dict[str, Document]
+        self, pool: Executor, candidate: Candidate, known: dict[str, Document]
     ) -> asyncio.Future[ReadResult]:
         options = self.options
         previous = known.get(candidate.target)

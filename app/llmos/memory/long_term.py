@@ -18,12 +18,13 @@ from typing import Any
 from llmos.drivers.base import ModelDriver
 from llmos.memory import paths
 from llmos.memory.embedder import Embedder, EmbedderChoice
+from llmos.memory.errors import MemoryStoreError
 from llmos.memory.indexer import Indexer, IndexProgress
 from llmos.memory.ingest import IngestJob, IngestOptions, IngestReport
 from llmos.memory.journal import MAX_ATTEMPTS, IngestJournal, JobRecord
 from llmos.memory.records import MemoryStats
 from llmos.memory.search import SearchResult, search
-from llmos.memory.store import MemoryStore, MemoryStoreError
+from llmos.memory.store import MemoryStore
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from llmos.drivers.base import DriverError
 from llmos.memory import paths
 from llmos.memory.embedder import Embedder
+from llmos.memory.errors import MemoryStoreError
 from llmos.memory.records import CHUNK_COLUMNS, Chunk, SearchHit
-from llmos.memory.store import MemoryStore, MemoryStoreError
+from llmos.memory.store import MemoryStore
 
 log = logging.getLogger(__name__)
 

@@ -24,6 +24,7 @@ import lancedb
 import pyarrow as pa
 
 from llmos.memory import paths, upkeep
+from llmos.memory.errors import MemoryStoreError, NotFound
 from llmos.memory.records import (
     CHUNK_SCHEMA,
     CHUNKS,
@@ -41,18 +42,12 @@ from llmos.memory.worker import start_pool, stop_pool
 
 log = logging.getLogger(__name__)
 
+IN_PROCESS_UPKEEP_ROWS = 5_000
+"""New rows indexed in this process; more go to a short-lived one (starting it costs ~1 s)."""
 ANN_MIN_ROWS = 20_000
 """Vector tables this large get an ANN index; below it a flat scan is faster than training one."""
 _IN_BATCH = 500
 """Ids per ``IN (...)`` filter: long lists are split so each filter stays cheap to parse."""
-
-
-class MemoryStoreError(Exception):
-    """A memory operation the user asked for cannot be done; the message says why."""
-
-
-class NotFound(MemoryStoreError):
-    pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -397,13 +392,17 @@ class MemoryStore:
                 indexed.append(table)
             elif (rows := await table.count_rows()) >= ANN_MIN_ROWS:
                 await table.create_index("vector", config=_ann_config(rows))
-        pool = start_pool(1)
-        finished = False
-        try:
-            await asyncio.get_running_loop().run_in_executor(pool, upkeep.fold_in, jobs)
-            finished = True
-        finally:
-            stop_pool(pool, terminate=not finished)
+        unindexed = await self._chunks.count_rows() - await _indexed_rows(self._chunks)
+        if unindexed <= IN_PROCESS_UPKEEP_ROWS:
+            await asyncio.to_thread(upkeep.fold_in, jobs)
+        else:
+            pool = start_pool(1)
+            finished = False
+            try:
+                await asyncio.get_running_loop().run_in_executor(pool, upkeep.fold_in, jobs)
+                finished = True
+            finally:
+                stop_pool(pool, terminate=not finished)
         for table in indexed:
             await table.checkout_latest()
 
@@ -462,6 +461,11 @@ def new_document(path: str, previous: Document | None, **fields: Any) -> Documen
         vectors_model="",
     )
     return replace(base, **fields)
+
+
+async def _indexed_rows(table: Any) -> int:
+    stats = await table.index_stats("text_idx")
+    return stats.num_indexed_rows if stats is not None else 0
 
 
 def _in_filters(column: str, values: Iterable[str]) -> list[str]:
