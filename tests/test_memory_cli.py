@@ -234,3 +234,21 @@ def test_ctrl_c_stops_cleanly_with_whole_documents_only(tmp_path, dead_host):
     live = {doc["rev"]: doc["chunks"] for doc in stored}
     assert sum(1 for row in rows if row["rev"] in live) == sum(live.values())
     assert not list((data / "memory" / "jobs").glob("*.json")), "a cancelled job is finished"
+
+
+def test_ingest_without_paths_fills_in_missing_vectors(capsys, tmp_path, ollama_server):
+    (tmp_path / "a.txt").write_text("the axolotl regrows its limbs")
+    with_vectors = ["--ollama-host", ollama_server.host]
+    code, out, _ = run_cli(capsys, "ingest", str(tmp_path / "a.txt"), "--no-vectors",
+                           "--json", *with_vectors)  # fmt: skip
+    assert code == 0 and json.loads(out)["vectors"]["chunks"] == 0
+    code, out, _ = run_cli(capsys, "memory", "stats", "--json", *with_vectors)
+    assert json.loads(out)["indexing"] == 1
+
+    code, out, err = run_cli(capsys, "ingest", "--json", *with_vectors)
+    assert code == 0 and "Embedding 1 documents" in err
+    assert json.loads(out)["vectors"]["chunks"] == 1
+    code, out, _ = run_cli(capsys, "memory", "stats", "--json", *with_vectors)
+    assert json.loads(out)["indexing"] == 0
+    code, out, err = run_cli(capsys, "ingest", *with_vectors)
+    assert code == 1 and "nothing to ingest" in err

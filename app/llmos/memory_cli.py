@@ -104,8 +104,14 @@ async def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
         if args.sources:
             work.append(([Path(source) for source in args.sources], options, None))
         elif not work:
-            print("llmos: nothing to ingest: name files or folders.", file=sys.stderr)
-            return 1
+            waiting = 0
+            if memory.embedder is not None and not args.no_vectors:
+                waiting = len(await memory.store.pending_vectors(memory.embedder.model, 1_000_000))
+            if not waiting:
+                print("llmos: nothing to ingest: name files or folders.", file=sys.stderr)
+                return 1
+            # Nothing new, but vectors are missing (a new embedding model, a stopped ingest).
+            print(f"Embedding {waiting} documents with {memory.embedder_name}.", file=sys.stderr)
         reports = []
         with _ingest_display(args.json) as display:
             indexer = None if args.no_vectors else memory.indexer(display.vectors)
