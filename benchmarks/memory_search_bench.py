@@ -88,7 +88,8 @@ async def measure(size: int, queries: int) -> dict[str, float | str]:
         memory = await LongTermMemory.open(Path(tmp), EmbedderChoice(embedder, ""))
         try:
             build_s = await build(memory, size, rng)
-            _, vector_index = await memory.store.index_state()
+            _, vector_index = await memory.store.index_state("bench")
+            vector_index = vector_index.split(" ")[0]
             words = [f"w{i}" for i in range(5000)]
             for _ in range(10):  # warm caches
                 await memory.search(" ".join(rng.choices(words, k=3)), k=5)

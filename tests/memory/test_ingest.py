@@ -229,9 +229,7 @@ async def test_odd_file_names_are_refused_one_by_one(memory, tmp_path):
     (folder / "good.txt").write_text("fine")
     import os
 
-    os.makedirs(os.fsencode(folder), exist_ok=True)
-    with open(os.path.join(os.fsencode(folder), b"caf\xe9.txt"), "wb") as handle:
-        handle.write(b"latin-1 file name")
+    Path(os.fsdecode(os.path.join(os.fsencode(folder), b"caf\xe9.txt"))).write_bytes(b"latin-1")
     report = await ingest(memory, folder)
     assert report.counts == {"added": 1, "failed": 2}
     reasons = sorted(o.reason for o in report.failures)

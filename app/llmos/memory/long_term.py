@@ -172,7 +172,7 @@ class LongTermMemory:
         documents, chunks, tokens = await store.count()
         disk_bytes = await asyncio.to_thread(_disk_usage, store.directory)
         vectors = await store.vector_models()
-        text_index, vector_index = await store.index_state()
+        text_index, vector_index = await store.index_state(self.embedder_name)
         indexing = 0
         if self.embedder:
             indexing = len(await store.pending_vectors(self.embedder.model, limit=1_000_000))

@@ -406,8 +406,8 @@ class MemoryStore:
         for table in indexed:
             await table.checkout_latest()
 
-    async def index_state(self) -> tuple[str, str]:
-        """(full-text index state, vector index state) in words."""
+    async def index_state(self, model: str | None = None) -> tuple[str, str]:
+        """(full-text index state, ``model``'s vector index state) in words."""
         stats = await self._chunks.index_stats("text_idx")
         text = "none"
         if stats is not None:
@@ -416,12 +416,14 @@ class MemoryStore:
                 if not stats.num_unindexed_rows
                 else (f"{stats.num_unindexed_rows} rows waiting (searched directly until then)")
             )
-        vector = "flat scan"
-        for table in await self._vector_tables():
-            indices = await table.list_indices()
-            if indices:
-                vector = f"{indices[0].index_type}"
-        return text, vector
+        table = await self.vector_table(model) if model else None
+        if table is None:
+            return text, "none (no vectors)"
+        indices = await table.list_indices()
+        rows = await table.count_rows()
+        if not indices:
+            return text, f"flat scan of {rows} vectors (an index is built at {ANN_MIN_ROWS})"
+        return text, f"{indices[0].index_type} over {rows} vectors"
 
     async def _has_text_index(self) -> bool:
         return any(index.name == "text_idx" for index in await self._chunks.list_indices())
