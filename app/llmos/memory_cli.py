@@ -86,7 +86,7 @@ async def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     memory = await _open(settings, vectors=not args.no_vectors)
     try:
-        resumable, given_up = await memory.interrupted()
+        resumable, given_up = await memory.interrupted(_say_waiting)
         for gone in given_up:
             sources = ", ".join(gone.sources)
             print(f"llmos: gave up resuming the ingest of {sources} after {gone.attempts} "
@@ -137,6 +137,10 @@ async def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
         return _ingest_summary(args, memory, reports, indexer)
     finally:
         await memory.close()
+
+
+def _say_waiting() -> None:
+    print("Another ingest is running on this memory; waiting for it to finish.", file=sys.stderr)
 
 
 async def _settle(task: asyncio.Task[None]) -> None:
@@ -239,7 +243,7 @@ class _IngestDisplay:
         detail = f"{progress.chunks} chunks embedded · {progress.documents} documents ready"
         self.bar.update(self._vectors, detail=detail)
 
-    def waiting(self) -> None:
+    def waiting(self) -> None:  # through the console, which keeps the bars intact
         self.console.print("Another ingest is running on this memory; waiting for it to finish.")
 
 

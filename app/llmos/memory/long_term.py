@@ -110,7 +110,9 @@ class LongTermMemory:
                 await self.store.maintain()
         return report
 
-    async def interrupted(self) -> tuple[list[ResumableJob], list[JobRecord]]:
+    async def interrupted(
+        self, waiting: Callable[[], None] | None = None
+    ) -> tuple[list[ResumableJob], list[JobRecord]]:
         """What killed ingests left unfinished: (jobs to run again, jobs given up).
 
         Pass a resumable job's record to :meth:`run` as ``resumes``. A job that was resumed
@@ -118,7 +120,7 @@ class LongTermMemory:
         forgotten), so one that kills its ingest every time cannot block every later ingest.
         """
         resumable, given_up = [], []
-        async with self.journal.turn():
+        async with self.journal.turn(waiting):
             for record in self.journal.interrupted():
                 if record.attempts >= MAX_ATTEMPTS:
                     given_up.append(record)
