@@ -252,3 +252,27 @@ def test_ingest_without_paths_fills_in_missing_vectors(capsys, tmp_path, ollama_
     assert json.loads(out)["indexing"] == 0
     code, out, err = run_cli(capsys, "ingest", *with_vectors)
     assert code == 1 and "nothing to ingest" in err
+
+
+def test_a_second_ingest_waits_for_the_one_running(tmp_path, dead_host):
+    import filelock
+
+    (tmp_path / "a.txt").write_text("the pangolin has scales")
+    data = tmp_path / "data"
+    (data / "memory").mkdir(parents=True)
+    running = filelock.FileLock(data / "memory" / "ingest.lock")
+    running.acquire()  # another ingest, as far as this one can tell
+    command = [sys.executable, "-m", "llmos", "ingest", str(tmp_path / "a.txt"),
+               "--engine", "ollama", "--ollama-host", dead_host]  # fmt: skip
+    env = {**os.environ, "LLMOS_DATA_DIR": str(data)}
+    waiting = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)  # fmt: skip
+    try:
+        with pytest.raises(subprocess.TimeoutExpired):
+            waiting.wait(timeout=3)  # it cannot finish while the lock is held
+    finally:
+        running.release()
+    out, err = waiting.communicate(timeout=60)
+    assert waiting.returncode == 0, err
+    assert "waiting for it to finish" in err
+    assert "1 stored" in out
