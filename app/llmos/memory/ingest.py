@@ -21,7 +21,7 @@ import logging
 import os
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -233,8 +233,7 @@ class IngestJob:
                     testing = None
                 if broken:
                     suspects.extend(in_flight.values())
-                    for future in in_flight:
-                        future.cancel()
+                    _abandon(in_flight)
                     in_flight.clear()
                     testing = None
                     assert isinstance(pool, ProcessPoolExecutor)  # only a process pool breaks
@@ -249,8 +248,7 @@ class IngestJob:
                 ):
                     await self._flush(wait=False)
         finally:
-            for future in in_flight:
-                future.cancel()
+            _abandon(in_flight)
             # Cancel must not wait for a worker deep in a PDF: files in flight are dropped
             # anyway, so the workers are stopped rather than awaited.
             if isinstance(pool, ProcessPoolExecutor):
@@ -373,3 +371,13 @@ class IngestJob:
         if self._on_progress is not None and (force or now - self._last_report >= 0.1):
             self._last_report = now
             self._on_progress(self.progress)
+
+
+def _abandon(futures: Iterable[asyncio.Future[Any]]) -> None:
+    """Let go of futures whose files are retried or dropped.
+
+    They are not cancelled: the executor's manager thread would then fail to set their
+    "pool broken" exception (InvalidStateError on 3.11). Their outcome is read and ignored.
+    """
+    for future in futures:
+        future.add_done_callback(lambda done: done.cancelled() or done.exception())
