@@ -139,36 +139,48 @@ def _documents(data_dir: Path) -> list[dict]:
     return json.loads(done.stdout)["documents"]
 
 
+FILES = 1500
+
+
+def _start_big_ingest(tmp_path: Path, dead_host: str) -> tuple[subprocess.Popen, Path]:
+    """``llmos ingest --json`` of FILES files in its own process group, once it has stored
+    its first documents (and is still going)."""
+    import lancedb
+
+    big = tmp_path / "big"
+    big.mkdir()
+    for i in range(FILES):
+        (big / f"f{i:04}.txt").write_text(f"file {i} begins. " + "lorem ipsum dolor sit. " * 300)
+    data = tmp_path / "data"
+    command = [sys.executable, "-m", "llmos", "ingest", str(big), "--json",
+               "--engine", "ollama", "--ollama-host", dead_host]  # fmt: skip
+    ingest = subprocess.Popen(command, env={**os.environ, "LLMOS_DATA_DIR": str(data)},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              start_new_session=True)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        try:
+            if lancedb.connect(data / "memory" / "lancedb").open_table("documents").count_rows():
+                break
+        except (ValueError, FileNotFoundError, OSError):
+            continue
+    if ingest.poll() is not None:
+        ingest.communicate()
+        pytest.fail("the ingest finished before it could be interrupted")
+    return ingest, data
+
+
 def test_kill_9_mid_ingest_leaves_no_partial_document_and_the_next_ingest_finishes(
     tmp_path, dead_host
 ):
     import lancedb
 
-    big = tmp_path / "big"
-    big.mkdir()
-    files = 1500
-    for i in range(files):
-        (big / f"f{i:04}.txt").write_text(f"file {i} begins. " + "lorem ipsum dolor sit. " * 300)
-    data = tmp_path / "data"
+    files = FILES
+    ingest, data = _start_big_ingest(tmp_path, dead_host)
     env = {**os.environ, "LLMOS_DATA_DIR": str(data)}
-    command = [sys.executable, "-m", "llmos", "ingest", str(big),
-               "--engine", "ollama", "--ollama-host", dead_host]  # fmt: skip
-    ingest = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            time.sleep(0.05)
-            try:
-                table = lancedb.connect(data / "memory" / "lancedb").open_table("documents")
-                if table.count_rows() > 0:
-                    break
-            except (ValueError, FileNotFoundError, OSError):
-                continue
-        assert ingest.poll() is None, "the ingest finished before it could be killed"
-        os.killpg(ingest.pid, signal.SIGKILL)  # the CLI and its workers, like a crash
-    finally:
-        ingest.wait(timeout=30)
+    os.killpg(ingest.pid, signal.SIGKILL)  # the CLI and its workers, like a crash
+    ingest.communicate(timeout=30)
 
     stored = _documents(data)
     assert 0 < len(stored) < files
@@ -200,26 +212,8 @@ def test_kill_9_mid_ingest_leaves_no_partial_document_and_the_next_ingest_finish
 def test_ctrl_c_stops_cleanly_with_whole_documents_only(tmp_path, dead_host):
     import lancedb
 
-    big = tmp_path / "big"
-    big.mkdir()
-    files = 1500
-    for i in range(files):
-        (big / f"f{i:04}.txt").write_text(f"file {i} begins. " + "lorem ipsum dolor sit. " * 300)
-    data = tmp_path / "data"
-    env = {**os.environ, "LLMOS_DATA_DIR": str(data)}
-    command = [sys.executable, "-m", "llmos", "ingest", str(big), "--json",
-               "--engine", "ollama", "--ollama-host", dead_host]  # fmt: skip
-    ingest = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True, start_new_session=True)  # fmt: skip
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        time.sleep(0.05)
-        try:
-            if lancedb.connect(data / "memory" / "lancedb").open_table("documents").count_rows():
-                break
-        except (ValueError, FileNotFoundError, OSError):
-            continue
-    assert ingest.poll() is None, "the ingest finished before Ctrl-C"
+    files = FILES
+    ingest, data = _start_big_ingest(tmp_path, dead_host)
     os.killpg(ingest.pid, signal.SIGINT)  # what a terminal sends to the whole group
     out, err = ingest.communicate(timeout=60)
 
