@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-from llmos import __version__, memory_cli
+from llmos import __version__, ingest_cli, memory_cli
 from llmos.apps.manifest import ManifestError
 from llmos.apps.registry import AppNotFound, AppRegistry
 from llmos.bootstrap import choose_engine, open_kernel
@@ -131,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "run": cmd_run,
         "apps": cmd_apps,
         "models": cmd_models,
-        "ingest": memory_cli.cmd_ingest,
+        "ingest": ingest_cli.cmd_ingest,
         "memory": memory_cli.cmd_memory,
     }
     try:
