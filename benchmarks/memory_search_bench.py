@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from llmos.memory import upkeep
 from llmos.memory.embedder import Embedder, EmbedderChoice
 from llmos.memory.long_term import LongTermMemory
 from llmos.memory.store import DocumentWrite, new_document
@@ -76,7 +77,7 @@ async def build(memory: LongTermMemory, size: int, rng: random.Random) -> float:
     if writes:
         await memory.store.commit(writes)
         await memory.store.add_vectors("bench", DIM, rows_v)
-    await memory.store.maintain()
+    await upkeep.maintain(memory.store)
     return time.perf_counter() - started
 
 
@@ -88,7 +89,7 @@ async def measure(size: int, queries: int) -> dict[str, float | str]:
         memory = await LongTermMemory.open(Path(tmp), EmbedderChoice(embedder, ""))
         try:
             build_s = await build(memory, size, rng)
-            _, vector_index = await memory.store.index_state("bench")
+            _, vector_index = await upkeep.index_state(memory.store, "bench")
             vector_index = vector_index.split(" ")[0]
             words = [f"w{i}" for i in range(5000)]
             for _ in range(10):  # warm caches

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llmos.memory import paths
+from llmos.memory import paths, upkeep
 from llmos.memory.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS
 from llmos.memory.discovery import Candidate, discover, printable
 from llmos.memory.readers import MEDIA_TYPES
@@ -349,7 +349,7 @@ class IngestJob:
         if self._unmaintained >= MAINTAIN_EVERY:
             # Folding new rows into the indexes as we go keeps each round small: one round
             # at the end of a huge ingest needed memory in proportion to all of it.
-            await self.store.maintain()
+            await upkeep.maintain(self.store)
             self._unmaintained = 0
         for write, outcome in batch:
             self.progress.chunks += len(write.chunks)

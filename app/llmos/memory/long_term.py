@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from llmos.drivers.base import ModelDriver
-from llmos.memory import paths
+from llmos.memory import paths, upkeep
 from llmos.memory.embedder import Embedder, EmbedderChoice
 from llmos.memory.errors import MemoryStoreError
 from llmos.memory.indexer import Indexer, IndexProgress
@@ -107,7 +107,7 @@ class LongTermMemory:
             # (or whose process died) keeps its record and is resumed next time.
             self.journal.finish(record)
             if report.counts["added"] or report.counts["replaced"]:
-                await self.store.maintain()
+                await upkeep.maintain(self.store)
         return report
 
     async def interrupted(
@@ -174,7 +174,7 @@ class LongTermMemory:
         documents, chunks, tokens = await store.count()
         disk_bytes = await asyncio.to_thread(_disk_usage, store.directory)
         vectors = await store.vector_models()
-        text_index, vector_index = await store.index_state(self.embedder_name)
+        text_index, vector_index = await upkeep.index_state(store, self.embedder_name)
         indexing = 0
         if self.embedder:
             indexing = len(await store.pending_vectors(self.embedder.model, limit=1_000_000))

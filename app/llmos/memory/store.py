@@ -15,7 +15,6 @@ import logging
 import re
 import uuid
 from collections.abc import Iterable, Sequence
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from typing import Any
 import lancedb
 import pyarrow as pa
 
-from llmos.memory import paths, upkeep
+from llmos.memory import paths
 from llmos.memory.errors import MemoryStoreError, NotFound
 from llmos.memory.records import (
     CHUNK_SCHEMA,
@@ -38,14 +37,10 @@ from llmos.memory.records import (
     now,
     vector_schema,
 )
-from llmos.memory.worker import start_pool, stop_pool
 
 log = logging.getLogger(__name__)
 
-IN_PROCESS_UPKEEP_ROWS = 5_000
-"""New rows indexed in this process; more go to a short-lived one (starting it costs ~1 s)."""
-ANN_MIN_ROWS = 20_000
-"""Vector tables this large get an ANN index; below it a flat scan is faster than training one."""
+
 _IN_BATCH = 500
 """Ids per ``IN (...)`` filter: long lists are split so each filter stays cheap to parse."""
 
@@ -267,13 +262,13 @@ class MemoryStore:
 
     async def drop_vectors(self, revs: Sequence[str]) -> None:
         for where in _in_filters("rev", revs):
-            for table in await self._vector_tables():
+            for table in await self.vector_tables():
                 await table.delete(where)
 
     async def _drop_revisions(self, revs: Sequence[str]) -> None:
         for where in _in_filters("rev", revs):
             await self._chunks.delete(where)
-            for table in await self._vector_tables():
+            for table in await self.vector_tables():
                 await table.delete(where)
 
     async def collect_garbage(self) -> int:
@@ -282,7 +277,7 @@ class MemoryStore:
             live = {row["rev"] for row in await self._documents.query().select(["rev"]).to_list()}
             stored = await self._chunks.query().select(["rev"]).to_arrow()
             orphans = set(stored.column("rev").unique().to_pylist()) - live
-            for table in await self._vector_tables():
+            for table in await self.vector_tables():
                 revs = (await table.query().select(["rev"]).to_arrow()).column("rev")
                 orphans |= set(revs.unique().to_pylist()) - live
             await self._drop_revisions(sorted(orphans))
@@ -309,7 +304,7 @@ class MemoryStore:
     async def vector_models(self) -> dict[str, tuple[int, int]]:
         """Embedding model -> (dimension, rows) for every vector table."""
         out = {}
-        for table in await self._vector_tables():
+        for table in await self.vector_tables():
             meta = (await table.schema()).metadata or {}
             model = meta.get(b"model", b"?").decode()
             out[model] = (int(meta.get(b"dim", b"0")), await table.count_rows())
@@ -345,7 +340,7 @@ class MemoryStore:
         assert table is not None  # created, given dim
         await table.add(pa.Table.from_pylist(rows, schema=vector_schema(model, dim)))
 
-    async def _vector_tables(self) -> list[Any]:
+    async def vector_tables(self) -> list[Any]:
         for name in await self._table_names():
             if name.startswith(VECTORS_PREFIX) and name not in self._vectors:
                 self._vectors[name] = await self._db.open_table(name)
@@ -355,75 +350,7 @@ class MemoryStore:
         response = await self._db.list_tables()
         return list(getattr(response, "tables", response))
 
-    # -- upkeep ----------------------------------------------------------------------------
-
-    async def maintain(self) -> None:
-        """Fold new rows into the indexes, compact small files, and build ANN indexes when due.
-
-        New rows go into a new index segment (cost in proportion to the new rows, not the
-        table); segments are merged only once there are several. LanceDB's ``optimize()``
-        rebuilt the whole full-text index instead: 4 s and 300 MB for 50 new chunks in a
-        165k-chunk memory here. The work runs in a short-lived process (see
-        :mod:`llmos.memory.upkeep`).
-        """
-        try:
-            await self._maintain()
-        except (RuntimeError, OSError, ValueError, BrokenProcessPool) as error:
-            # Upkeep is an optimisation: search is right without it, only slower. A commit
-            # conflict with a concurrent writer (the indexer marking documents) lands here.
-            log.warning("memory upkeep stopped (%s); the next ingest runs it again", error)
-
-    async def _maintain(self) -> None:
-        for table in (self._documents, self._folders):
-            for attempt in range(3):
-                try:
-                    await table.optimize(cleanup_older_than=upkeep.KEEP_VERSIONS)
-                    break
-                except RuntimeError:  # "Retryable commit conflict": a writer got there first
-                    if attempt == 2:
-                        raise
-                    await asyncio.sleep(0.2)
-        jobs = [(await self._chunks.uri(), "text_idx")]
-        indexed = [self._chunks]
-        for table in await self._vector_tables():
-            indices = await table.list_indices()
-            if indices:
-                jobs.append((await table.uri(), indices[0].name))
-                indexed.append(table)
-            elif (rows := await table.count_rows()) >= ANN_MIN_ROWS:
-                await table.create_index("vector", config=_ann_config(rows))
-        unindexed = await self._chunks.count_rows() - await _indexed_rows(self._chunks)
-        if unindexed <= IN_PROCESS_UPKEEP_ROWS:
-            await asyncio.to_thread(upkeep.fold_in, jobs)
-        else:
-            pool = start_pool(1)
-            finished = False
-            try:
-                await asyncio.get_running_loop().run_in_executor(pool, upkeep.fold_in, jobs)
-                finished = True
-            finally:
-                stop_pool(pool, terminate=not finished)
-        for table in indexed:
-            await table.checkout_latest()
-
-    async def index_state(self, model: str | None = None) -> tuple[str, str]:
-        """(full-text index state, ``model``'s vector index state) in words."""
-        stats = await self._chunks.index_stats("text_idx")
-        text = "none"
-        if stats is not None:
-            text = (
-                "current"
-                if not stats.num_unindexed_rows
-                else (f"{stats.num_unindexed_rows} rows waiting (searched directly until then)")
-            )
-        table = await self.vector_table(model) if model else None
-        if table is None:
-            return text, "none (no vectors)"
-        indices = await table.list_indices()
-        rows = await table.count_rows()
-        if not indices:
-            return text, f"flat scan of {rows} vectors (an index is built at {ANN_MIN_ROWS})"
-        return text, f"{indices[0].index_type} over {rows} vectors"
+    # -- upkeep (see llmos.memory.upkeep) ---------------------------------------------
 
     async def _has_text_index(self) -> bool:
         return any(index.name == "text_idx" for index in await self._chunks.list_indices())
@@ -440,6 +367,11 @@ class MemoryStore:
     @property
     def chunk_table(self) -> Any:
         return self._chunks
+
+    @property
+    def small_tables(self) -> tuple[Any, Any]:
+        """The documents and folders tables."""
+        return self._documents, self._folders
 
 
 def new_document(path: str, previous: Document | None, **fields: Any) -> Document:
@@ -465,11 +397,6 @@ def new_document(path: str, previous: Document | None, **fields: Any) -> Documen
     return replace(base, **fields)
 
 
-async def _indexed_rows(table: Any) -> int:
-    stats = await table.index_stats("text_idx")
-    return stats.num_indexed_rows if stats is not None else 0
-
-
 def _in_filters(column: str, values: Iterable[str]) -> list[str]:
     values = list(dict.fromkeys(values))
     return [
@@ -485,8 +412,3 @@ def _slug(model: str) -> str:
 
 def _fts_config() -> Any:
     return lancedb.index.FTS(with_position=False, stem=True, remove_stop_words=True)
-
-
-def _ann_config(rows: int) -> Any:
-    partitions = max(1, min(1024, int(rows**0.5)))
-    return lancedb.index.IvfFlat(distance_type="cosine", num_partitions=partitions)
