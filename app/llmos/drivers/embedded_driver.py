@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import codecs
 import contextlib
+import ctypes
 import json
 import logging
 import os
@@ -448,6 +449,7 @@ class EmbeddedDriver(ModelDriver):
 
 
 def _llama_cpp() -> Any:
+    global _LOG_CALLBACK
     try:
         import llama_cpp
     except ImportError:
@@ -455,7 +457,21 @@ def _llama_cpp() -> Any:
             "The embedded engine is not installed.",
             hint="Install it with: pip install 'llmos[embedded]'",
         ) from None
+    if _LOG_CALLBACK is None:
+        # llama-cpp-python prints llama.cpp's log lines on stderr, some even with
+        # verbose=False ("model default pooling_type is [-1], but [1] was specified" at each
+        # embedder load). They go to Python logging instead: visible with --debug.
+        def forward(level: int, text: bytes, _user_data: Any) -> None:
+            native_log.debug("%s", text.decode("utf-8", "replace").rstrip())
+
+        _LOG_CALLBACK = llama_cpp.llama_log_callback(forward)
+        llama_cpp.llama_log_set(_LOG_CALLBACK, ctypes.c_void_p(0))
     return llama_cpp
+
+
+_LOG_CALLBACK: Any = None
+"""The ctypes callback llama.cpp logs through (kept referenced: llama.cpp holds a pointer)."""
+native_log = logging.getLogger("llmos.llama_cpp")
 
 
 def _usable_cores() -> int:
