@@ -270,3 +270,21 @@ def test_a_second_ingest_waits_for_the_one_running(tmp_path, dead_host):
     assert waiting.returncode == 0, err
     assert "waiting for it to finish" in err
     assert "1 stored" in out
+
+
+def test_when_embedding_fails_the_summary_says_what_still_waits(capsys, tmp_path, ollama_server):
+    for i in range(3):
+        (tmp_path / f"{i}.txt").write_text(f"note number {i} about lemurs")
+    ollama_server.fail_next = {"kind": "http", "status": 500, "message": "out of memory"}
+    # tmp_path also holds the data dir: memory never ingests its own files.
+    code, out, _ = run_cli(capsys, "ingest", str(tmp_path), "--ollama-host", ollama_server.host)
+    assert code == 0, out
+    assert "3 stored" in out
+    assert "Vectors stopped" in out and "out of memory" in out
+    code, out, _ = run_cli(capsys, "memory", "search", "lemurs", "--json",
+                           "--ollama-host", ollama_server.host)  # fmt: skip
+    assert len(json.loads(out)["hits"]) == 3  # searchable by text all the same
+
+    code, out, _ = run_cli(capsys, "ingest", "--json", "--ollama-host", ollama_server.host)
+    vectors = json.loads(out)["vectors"]
+    assert code == 0 and vectors["chunks"] == 3 and vectors["waiting"] == 0

@@ -82,10 +82,14 @@ async def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
                             break
                     if indexer is not None:
                         indexer.finish()
+                interrupted = stopped()
             finally:
                 if indexing is not None:
                     await _settle(indexing)
-        return _ingest_summary(args, memory, reports, indexer)
+        waiting = 0
+        if indexer is not None and memory.embedder is not None:
+            waiting = len(await memory.store.pending_vectors(memory.embedder.model, 1_000_000))
+        return _ingest_summary(args, memory, reports, indexer, interrupted, waiting)
     finally:
         await memory.close()
 
@@ -110,9 +114,11 @@ def _ingest_summary(
     memory: LongTermMemory,
     reports: list[IngestReport],
     indexer: Indexer | None,
+    interrupted: bool,
+    waiting: int,
 ) -> int:
     outcomes = [outcome for report in reports for outcome in report.outcomes]
-    cancelled = any(report.cancelled for report in reports)
+    cancelled = interrupted or any(report.cancelled for report in reports)
     failed = [outcome for outcome in outcomes if outcome.status == "failed"]
     by_status = {
         s: [o for o in outcomes if o.status == s] for s in ("added", "replaced", "unchanged")
@@ -122,6 +128,7 @@ def _ingest_summary(
         "model": memory.embedder_name if indexer else None,
         "chunks": indexer.chunks_done if indexer else 0,
         "error": indexer.error if indexer else None,
+        "waiting": waiting,  # documents still without vectors (the next ingest embeds them)
         "note": memory.embedder_note if not args.no_vectors else "vectors skipped (--no-vectors)",
     }
     if args.json:
@@ -151,7 +158,11 @@ def _ingest_summary(
             print(f"Vectors stopped: {vectors['error']} The documents are searchable by full "
                   "text; the next ingest fills the vectors in.")  # fmt: skip
         elif vectors["model"]:
-            print(f"Vectors: {vectors['chunks']} chunks embedded with {vectors['model']}.")
+            line = f"Vectors: {vectors['chunks']} chunks embedded with {vectors['model']}."
+            if waiting:
+                line += (f" {waiting} documents still wait for vectors (the next `llmos ingest`"
+                         " embeds them; full-text search works meanwhile).")  # fmt: skip
+            print(line)
         elif vectors["note"]:
             print(f"Memory runs on full text only: {vectors['note']}.")
         if cancelled:

@@ -49,15 +49,21 @@ class Discovery:
     refused: list[Refused] = field(default_factory=list)
     skipped: int = 0
     """Hidden or junk files and folders left out on purpose."""
+    excluded: set[tuple[int, int]] = field(default_factory=set)
 
     @property
     def total_bytes(self) -> int:
         return sum(file.size for file in self.files)
 
 
-def discover(sources: list[Path], folder: str, max_bytes: int) -> Discovery:
-    """Every file under ``sources``, mapped into memory ``folder``. Blocking: run in a thread."""
-    found = Discovery()
+def discover(
+    sources: list[Path], folder: str, max_bytes: int, exclude: tuple[Path, ...] = ()
+) -> Discovery:
+    """Every file under ``sources``, mapped into memory ``folder``. Blocking: run in a thread.
+
+    Folders in ``exclude`` (LLM-OS's data dir) are skipped wherever they turn up.
+    """
+    found = Discovery(excluded={_key(p.stat()) for p in exclude if p.exists()})
     targets: set[str] = set()
     for source in sources:
         source = Path(os.path.abspath(os.path.expanduser(source)))
@@ -107,6 +113,9 @@ def _walk(
             continue
         if stat.S_ISDIR(info.st_mode):
             key = _key(info)
+            if key in found.excluded:
+                found.skipped += 1
+                continue
             if key in on_the_way:
                 reason = f"symbolic link loop (leads back to {os.path.realpath(path)})"
                 found.refused.append(Refused(path, child, reason))

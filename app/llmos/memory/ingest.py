@@ -155,7 +155,12 @@ class IngestJob:
     async def run(self) -> IngestReport:
         options = self.options
         folder = paths.normalize(options.folder)
-        found = await asyncio.to_thread(discover, self.sources, folder, options.max_file_bytes)
+        # The data dir (memory's tables, models, sessions) is never ingested, even when a
+        # source folder holds it.
+        data_dir = self.store.directory.parent
+        found = await asyncio.to_thread(
+            discover, self.sources, folder, options.max_file_bytes, (data_dir,)
+        )
         progress = self.progress
         progress.files_total = len(found.files) + len(found.refused)
         progress.bytes_total = found.total_bytes
