@@ -19,7 +19,7 @@ from llmos.apps.manifest import ManifestError
 from llmos.apps.registry import AppNotFound, AppRegistry
 from llmos.bootstrap import choose_engine, open_kernel
 from llmos.config import ENGINES, Settings, SettingsError, load_settings
-from llmos.console import assembly_progress, human_bytes, silence_stdout
+from llmos.console import assembly_progress, human_bytes, print_table, silence_stdout
 from llmos.drivers.base import DriverError, ModelDriver, ModelInfo
 from llmos.drivers.model_store import ModelFileError
 from llmos.kernel.context import PromptTooLarge
@@ -263,9 +263,7 @@ def _print_models(models: list[dict[str, Any]], loaded: Sequence[str], indent: s
                 "loaded" if m["name"] in loaded else "",
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print(indent + "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
+    print_table(rows, indent)
 
 
 # -- run ------------------------------------------------------------------------------------

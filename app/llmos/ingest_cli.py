@@ -57,7 +57,7 @@ async def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
         elif not work:
             waiting = 0
             if memory.embedder is not None and not args.no_vectors:
-                waiting = len(await memory.store.pending_vectors(memory.embedder.model, 1_000_000))
+                waiting = await memory.store.count_pending(memory.embedder.model)
             if not waiting:
                 print("llmos: nothing to ingest: name files or folders.", file=sys.stderr)
                 return 1
@@ -88,7 +88,7 @@ async def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
                     await _settle(indexing)
         waiting = 0
         if indexer is not None and memory.embedder is not None:
-            waiting = len(await memory.store.pending_vectors(memory.embedder.model, 1_000_000))
+            waiting = await memory.store.count_pending(memory.embedder.model)
         return _ingest_summary(args, memory, reports, indexer, interrupted, waiting)
     finally:
         await memory.close()
@@ -203,6 +203,8 @@ class _IngestDisplay:
         if self._vectors is None:
             self._vectors = self.bar.add_task("vectors", total=None, detail="")
         detail = f"{progress.chunks} chunks embedded · {progress.documents} documents ready"
+        if progress.pending:
+            detail += f" · {progress.pending} waiting"
         self.bar.update(self._vectors, detail=detail)
 
     def waiting(self) -> None:  # through the console, which keeps the bars intact

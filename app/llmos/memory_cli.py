@@ -10,14 +10,13 @@ import asyncio
 import json
 import re
 import sys
-from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from llmos.bootstrap import choose_engine, open_memory
 from llmos.config import Settings
-from llmos.console import assembly_progress, human_bytes
+from llmos.console import assembly_progress, human_bytes, print_table
 from llmos.drivers.base import DriverError
 from llmos.drivers.model_store import ModelFileError
 from llmos.memory import paths
@@ -134,7 +133,7 @@ async def _ls(args: argparse.Namespace, memory: LongTermMemory) -> int:
          _when(d.updated))
         for d in docs
     ]  # fmt: skip
-    _table(rows)
+    print_table(rows)
     return 0
 
 
@@ -255,9 +254,3 @@ def _doc_json(document: Document) -> dict[str, Any]:
 
 def _when(stamp: float) -> str:
     return datetime.fromtimestamp(stamp).strftime("%Y-%m-%d %H:%M")
-
-
-def _table(rows: Sequence[tuple[str, ...]]) -> None:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())

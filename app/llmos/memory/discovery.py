@@ -94,7 +94,7 @@ def _walk(
     try:
         entries = sorted(os.scandir(directory), key=lambda entry: entry.name)
     except OSError as error:
-        reason = "permission denied" if error.errno == errno.EACCES else _os_reason(error)
+        reason = "permission denied" if error.errno == errno.EACCES else os_reason(error)
         found.refused.append(Refused(directory, target, f"the folder cannot be read: {reason}"))
         return
     for entry in entries:
@@ -186,10 +186,10 @@ def _stat_reason(path: Path, error: OSError) -> str:
         return f"broken symbolic link (it points to {os.readlink(path)}, which does not exist)"
     if error.errno == errno.ENOENT:
         return "no such file or folder"
-    return _os_reason(error)
+    return os_reason(error)
 
 
-def _os_reason(error: OSError) -> str:
+def os_reason(error: OSError) -> str:
     if error.errno in (errno.EACCES, errno.EPERM):
         return "permission denied"
     return error.strerror or str(error)

@@ -31,7 +31,7 @@ class IndexProgress:
     documents: int
     """Documents made ready so far."""
     pending: int
-    """Documents seen waiting in the last round (a lower bound while ingestion runs)."""
+    """Documents waiting for vectors at the start of the round (ingestion may add more)."""
 
 
 class Indexer:
@@ -134,11 +134,11 @@ class Indexer:
             if reused:
                 await self.store.mark_embedded(sorted(reused), model)
                 self.docs_done += len(reused)
-                self._report(len(pending))
+                self._report(await self.store.count_pending(model))
                 docs = [doc for doc in docs if doc.rev not in reused]
             if docs:
                 chunks = await self.store.chunk_texts([doc.rev for doc in docs])
-                return docs, chunks, len(pending)
+                return docs, chunks, await self.store.count_pending(model)
 
     async def _embed(
         self, chunks: list[tuple[str, str, str]], pending: int

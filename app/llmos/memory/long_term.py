@@ -89,11 +89,13 @@ class LongTermMemory:
         async with self.journal.turn(waiting):
             await self._refuse_folder_in_document(paths.normalize(job.options.folder))
             await self.store.collect_garbage()
+            # Job files are fsync'ed: written in a thread, so the event loop never waits on disk.
             if resumes is not None:
-                record = self.journal.again(resumes)
+                record = await asyncio.to_thread(self.journal.again, resumes)
             else:
                 options = job.options
-                record = self.journal.start(
+                record = await asyncio.to_thread(
+                    self.journal.start,
                     [str(source) for source in job.sources],
                     options.folder,
                     {
@@ -105,7 +107,7 @@ class LongTermMemory:
             report = await job.run()
             # A cancelled job is finished too: the user chose to stop it. A job that raised
             # (or whose process died) keeps its record and is resumed next time.
-            self.journal.finish(record)
+            await asyncio.to_thread(self.journal.finish, record)
             if report.counts["added"] or report.counts["replaced"]:
                 await upkeep.maintain(self.store)
         return report
@@ -121,7 +123,7 @@ class LongTermMemory:
         """
         resumable, given_up = [], []
         async with self.journal.turn(waiting):
-            for record in self.journal.interrupted():
+            for record in await asyncio.to_thread(self.journal.interrupted):
                 if record.attempts >= MAX_ATTEMPTS:
                     given_up.append(record)
                     self.journal.finish(record)
@@ -177,7 +179,7 @@ class LongTermMemory:
         text_index, vector_index = await upkeep.index_state(store, self.embedder_name)
         indexing = 0
         if self.embedder:
-            indexing = len(await store.pending_vectors(self.embedder.model, limit=1_000_000))
+            indexing = await store.count_pending(self.embedder.model)
         return MemoryStats(
             documents=documents,
             chunks=chunks,

@@ -312,9 +312,12 @@ class MemoryStore:
 
     async def pending_vectors(self, model: str, limit: int = 64) -> list[Document]:
         """Documents without vectors from ``model`` yet, oldest first."""
-        where = f"vectors_model != {paths.sql_literal(model)} AND chunks > 0"
-        rows = await self._documents.query().where(where).limit(limit).to_list()
+        rows = await self._documents.query().where(_pending(model)).limit(limit).to_list()
         return sorted((Document.from_row(row) for row in rows), key=lambda d: d.updated)
+
+    async def count_pending(self, model: str) -> int:
+        """How many documents still wait for vectors from ``model``."""
+        return int(await self._documents.count_rows(_pending(model)))
 
     async def revs_with_vectors(self, model: str, revs: Sequence[str]) -> set[str]:
         """Those of ``revs`` that already have vectors from ``model``."""
@@ -395,6 +398,10 @@ def new_document(path: str, previous: Document | None, **fields: Any) -> Documen
         vectors_model="",
     )
     return replace(base, **fields)
+
+
+def _pending(model: str) -> str:
+    return f"vectors_model != {paths.sql_literal(model)} AND chunks > 0"
 
 
 def _in_filters(column: str, values: Iterable[str]) -> list[str]:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from llmos.memory.chunking import chunk
+from llmos.memory.discovery import os_reason
 from llmos.memory.readers import UnreadableFile, extract
 
 
@@ -98,13 +99,11 @@ def read_document(task: ReadTask) -> ReadResult:
 
 
 def _open_reason(error: OSError) -> str:
-    if error.errno in (errno.EACCES, errno.EPERM):
-        return "permission denied"
     if error.errno == errno.ENOENT:
         return "the file disappeared before it could be read"
     if error.errno == errno.EISDIR:
         return "it is a folder"
-    return error.strerror or str(error)
+    return os_reason(error)
 
 
 def stop_pool(pool: ProcessPoolExecutor, terminate: bool) -> None:
