@@ -19,10 +19,22 @@ def run_cli(capsys, *args: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def test_bare_llmos_prints_help(capsys):
-    code, out, _ = run_cli(capsys)
-    assert code == 0
+def test_help_lists_the_commands(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["--help"])
+    out, _ = capsys.readouterr()
+    assert exited.value.code == 0
     assert "doctor" in out and "run" in out
+
+
+def test_bare_llmos_without_a_display_says_how_to_go_on(capsys, monkeypatch):
+    # Bare `llmos` opens the desktop (tests/desktop); with no screen it must not abort in Qt.
+    for name in ("QT_QPA_PLATFORM", "DISPLAY", "WAYLAND_DISPLAY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(sys, "platform", "linux")
+    code, _, err = run_cli(capsys)
+    assert code == 1
+    assert "no display" in err and "llmos run chat" in err
 
 
 def test_doctor_reports_a_usable_backend(capsys, ollama_server):

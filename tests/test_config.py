@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from llmos.config import SettingsError, load_settings
+from llmos.config import SettingsError, load_settings, save_settings
 
 
 def write_config(path: Path, text: str) -> None:
@@ -91,3 +91,32 @@ def test_a_config_path_that_is_a_folder_is_an_error(monkeypatch, tmp_path):
     monkeypatch.setenv("LLMOS_CONFIG", str(tmp_path))
     with pytest.raises(SettingsError, match="is not a file"):
         load_settings({})
+
+
+def test_saved_settings_are_read_back_and_other_keys_kept(monkeypatch, tmp_path):
+    config = tmp_path / "conf" / "config.toml"
+    config.parent.mkdir()
+    config.write_text('num_ctx = 4096\nembed_model = "none"\n', encoding="utf-8")
+    monkeypatch.setenv("LLMOS_CONFIG", str(config))
+
+    assert save_settings({"theme": "Dark", "ollama_host": "gpu-box", "model": "qwen2.5:0.5b"})
+    settings = load_settings()
+    assert settings.theme == "dark"
+    assert settings.ollama_host == "http://gpu-box:11434"
+    assert settings.model == "qwen2.5:0.5b"
+    assert (settings.num_ctx, settings.embed_model) == (4096, "none")
+
+    save_settings({"model": ""})
+    assert load_settings().model is None
+    assert [p.name for p in config.parent.iterdir()] == ["config.toml"]  # no temp files left
+
+
+def test_saving_an_invalid_value_changes_nothing(monkeypatch, tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text("num_ctx = 4096\n", encoding="utf-8")
+    monkeypatch.setenv("LLMOS_CONFIG", str(config))
+    with pytest.raises(SettingsError, match="theme must be one of"):
+        save_settings({"theme": "purple"})
+    with pytest.raises(SettingsError, match="num_ctx must be at least 256"):
+        save_settings({"num_ctx": 12})
+    assert config.read_text(encoding="utf-8") == "num_ctx = 4096\n"

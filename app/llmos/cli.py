@@ -124,8 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="llmos: %(levelname)s: %(message)s",
     )
     if args.command is None:
-        parser.print_help()
-        return 0
+        return _open_desktop(args, debug)
     handlers: dict[str, Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]] = {
         "doctor": cmd_doctor,
         "run": cmd_run,
@@ -148,6 +147,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         silence_stdout()
         return 0
+
+
+def _open_desktop(args: argparse.Namespace, debug: bool) -> int:
+    """``llmos`` with no command opens the desktop."""
+    from llmos.desktop.main import NoDisplay, run_desktop
+
+    try:
+        return run_desktop(_settings(args))
+    except (SettingsError, NoDisplay) as error:
+        if debug:
+            raise
+        print(f"llmos: {error}", file=sys.stderr)
+        return 1
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("llmos: interrupted.", file=sys.stderr)
+        return 130
 
 
 # -- doctor ---------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ another)::
     num_ctx = 8192           # the largest context RAM a process gets, in tokens
     parallel = 1             # model calls run at once per backend
     embed_model = "nomic-embed-text"   # memory's embedding model; "none": full text only
+    theme = "system"         # the desktop's look: system | light | dark
 
 Environment: ``OLLAMA_HOST`` (read the way Ollama's own clients read it), ``LLMOS_DATA_DIR``,
 ``LLMOS_MODEL``, ``LLMOS_ENGINE``, ``LLMOS_NUM_CTX``, ``LLMOS_PARALLEL``, ``LLMOS_EMBED_MODEL``;
@@ -18,7 +19,9 @@ Environment: ``OLLAMA_HOST`` (read the way Ollama's own clients read it), ``LLMO
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
@@ -26,11 +29,13 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
+import tomli_w
 
 from llmos.drivers.ollama_driver import parse_ollama_host
 
 APP_NAME = "llmos"
 ENGINES = ("auto", "ollama", "embedded")
+THEMES = ("system", "light", "dark")
 
 
 class SettingsError(Exception):
@@ -47,6 +52,8 @@ class Settings:
     parallel: int = 1
     embed_model: str | None = None
     """Memory's embedding model; None picks one, ``none`` turns vectors off."""
+    theme: str = "system"
+    """The desktop's look: ``system`` follows the OS, or ``light`` / ``dark``."""
     config_file: Path | None = None
     """The config file that was read, if any."""
 
@@ -64,7 +71,16 @@ _ENV = {
     "LLMOS_PARALLEL": "parallel",
     "LLMOS_EMBED_MODEL": "embed_model",
 }
-_FILE_KEYS = {"data_dir", "ollama_host", "model", "engine", "num_ctx", "parallel", "embed_model"}
+_FILE_KEYS = {
+    "data_dir",
+    "ollama_host",
+    "model",
+    "engine",
+    "num_ctx",
+    "parallel",
+    "embed_model",
+    "theme",
+}
 
 
 def default_config_file(env: Mapping[str, str]) -> Path:
@@ -112,6 +128,15 @@ def load_settings(
     return _apply(settings, given, "the command line")
 
 
+def apply_changes(settings: Settings, changes: Mapping[str, Any]) -> Settings:
+    """``settings`` with ``changes`` checked and applied (as the settings dialog makes them).
+
+    Raises:
+        SettingsError: naming the invalid setting.
+    """
+    return _apply(settings, changes, "the settings")
+
+
 def _apply(settings: Settings, values: Mapping[str, Any], source: str) -> Settings:
     known = {f.name for f in fields(Settings)}
     changes: dict[str, Any] = {}
@@ -137,6 +162,13 @@ def _convert(key: str, value: Any, source: str) -> Any:
                 f"engine must be one of {', '.join(ENGINES)}; {source} says '{value}'."
             )
         return engine
+    if key == "theme":
+        theme = str(value).strip().lower()
+        if theme not in THEMES:
+            raise SettingsError(
+                f"theme must be one of {', '.join(THEMES)}; {source} says '{value}'."
+            )
+        return theme
     if key in ("num_ctx", "parallel"):
         try:
             number = int(value)
@@ -149,3 +181,58 @@ def _convert(key: str, value: Any, source: str) -> Any:
     if key in ("model", "embed_model"):
         return str(value).strip() or None
     return value
+
+
+def save_settings(changes: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Path:
+    """Write ``changes`` into the config file, keeping its other keys; None (or an empty
+    model name) removes a key, so its default applies again.
+
+    The file is replaced atomically, so a crash never leaves half of it. Values are checked
+    as :func:`load_settings` would check them.
+
+    Returns:
+        The config file's path.
+
+    Raises:
+        SettingsError: an unknown key, an invalid value, or a file that cannot be written.
+    """
+    env = os.environ if env is None else env
+    path = default_config_file(env)
+    data: dict[str, Any] = {}
+    try:
+        if path.is_file():
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise SettingsError(f"The config file {path} cannot be read: {error}.") from None
+    for key, value in changes.items():
+        if key not in _FILE_KEYS:
+            raise SettingsError(f"Unknown setting '{key}'.")
+        if value is None:
+            data.pop(key, None)
+            continue
+        checked = _convert(key, value, "the settings")
+        if checked is None:  # e.g. an empty model name: back to the default
+            data.pop(key, None)
+        else:
+            data[key] = str(checked) if isinstance(checked, Path) else checked
+    text = tomli_w.dumps(data)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".config-", suffix=".toml")
+    except OSError as error:
+        raise SettingsError(
+            f"The config file {path} cannot be written ({error.strerror})."
+        ) from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temp, path)
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise SettingsError(
+            f"The config file {path} cannot be written ({error.strerror})."
+        ) from None
+    return path

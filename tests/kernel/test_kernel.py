@@ -291,6 +291,8 @@ async def test_an_unexpected_driver_exception_is_a_model_call_failure(kernel, dr
     assert process.state is ProcessState.READY
     assert process.counters.faults == 1
     assert kernel.scheduler.free_slots == 1
+    # Nothing was generated: the message is taken back, so sending it again is clean.
+    assert process.history == []
 
 
 async def test_a_suspended_waiter_does_not_preempt(make_kernel, driver):

@@ -303,7 +303,8 @@ class Kernel:
 
         Raises:
             PromptTooLarge: the message cannot fit the process's context RAM at all.
-            ModelCallFailed: the backend failed; a partial answer is kept in the history.
+            ModelCallFailed: the backend failed; a partial answer is kept in the history (with
+                nothing generated, the message is taken back out of it).
             ProcessGone: the process was killed while answering.
         """
         process = self.get(pid)
@@ -328,6 +329,12 @@ class Kernel:
             # The turn never reached the model; leave the history as it was.
             if process.history and process.history[-1] is message:
                 process.history.pop()
+            raise
+        except ModelCallFailed as failure:
+            # Nothing came back: leave the history as it was, so sending again is clean.
+            if not failure.partial and process.history and process.history[-1] is message:
+                process.history.pop()
+                self._account(process)
             raise
 
     async def _run_turn(self, process: Process) -> TurnResult:

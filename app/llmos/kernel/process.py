@@ -43,6 +43,10 @@ class ProcessCounters:
     """Calls the backend counted larger than the kernel allowed (the estimate missed)."""
     dropped_turns: int = 0
     """Oldest turns left out of the latest request to fit the context RAM."""
+    evictions: int = 0
+    """Turns paged out of context RAM into long-term memory (zero until paging exists)."""
+    page_ins: int = 0
+    """Chunks paged into context RAM from long-term memory (zero until paging exists)."""
     started_at: float = field(default_factory=time.time)
     ended_at: float | None = None
 

@@ -1,0 +1,377 @@
+"""An agent app's window: one process, its conversation, and its context RAM.
+
+The window spawns its process when it opens and kills it when it closes (asking first while
+an answer is being generated). Every failure a user can meet (no backend, a model that is not
+installed, a message too large for the context RAM, a broken stream) shows as a banner in
+plain words, and the text typed is never lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtGui import QCloseEvent, QIcon, QKeyEvent
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QMessageBox,
+    QPlainTextEdit,
+    QPushButton,
+    QSizePolicy,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from llmos.apps.manifest import AppManifest
+from llmos.desktop.bridge import KernelBridge
+from llmos.desktop.chat_view import ChatView
+from llmos.desktop.ram_bar import RamMeter
+from llmos.desktop.session import DesktopSession, KernelNotRunning
+from llmos.desktop.theme import app_icon, icon
+from llmos.drivers.base import DriverError
+from llmos.kernel.context import PromptTooLarge
+from llmos.kernel.errors import KernelError, ModelCallFailed, ProcessGone
+from llmos.kernel.kernel import Kernel, TurnResult
+
+log = logging.getLogger(__name__)
+
+COMPOSER_LINES = (1, 6)
+"""The input box grows with its text between these many lines."""
+
+
+class AgentWindow(QWidget):
+    """The window of one process of ``manifest``.
+
+    Signals:
+        processStarted(int): the process is running (its pid).
+        settingsRequested(): the user asked for the settings (from an error banner).
+        generatingChanged(bool): an answer started or ended.
+    """
+
+    processStarted = Signal(int)
+    settingsRequested = Signal()
+    generatingChanged = Signal(bool)
+
+    def __init__(
+        self,
+        session: DesktopSession,
+        bridge: KernelBridge,
+        manifest: AppManifest,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.manifest = manifest
+        self.pid: int | None = None
+        self.kernel: Kernel | None = None
+        self._bridge = bridge
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._turn: asyncio.Task[Any] | None = None
+        self._force_close = False
+        self._asking = False
+        self.setWindowTitle(manifest.name)
+        self.setWindowIcon(app_icon_of(manifest))
+        self._build()
+        bridge.tokens.connect(self._on_tokens)
+        bridge.usageChanged.connect(self._on_usage)
+        bridge.exited.connect(self._on_exited)
+
+    # -- layout --------------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        self.model_label = QLabel("Starting...")
+        self.model_label.setObjectName("ModelLabel")
+        self.model_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.meter = RamMeter()
+        header = QHBoxLayout()
+        header.setContentsMargins(10, 6, 10, 0)
+        header.addWidget(self.model_label, 1)
+        header.addWidget(self.meter)
+
+        self.banner = QFrame(objectName="Banner")
+        self.banner.setFrameShape(QFrame.Shape.StyledPanel)
+        self.banner_icon = QLabel()
+        self.banner_text = QLabel(wordWrap=True)
+        self.banner_text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.banner_text.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        self.retry_button = QPushButton("Retry")
+        self.retry_button.clicked.connect(self._retry)
+        self.settings_button = QPushButton("Settings...")
+        self.settings_button.clicked.connect(self.settingsRequested)
+        dismiss = QToolButton(icon=icon("close"), toolTip="Dismiss", autoRaise=True)
+        dismiss.clicked.connect(self.banner.hide)
+        row = QHBoxLayout(self.banner)
+        row.setContentsMargins(10, 6, 6, 6)
+        row.addWidget(self.banner_icon, 0, Qt.AlignmentFlag.AlignTop)
+        row.addWidget(self.banner_text, 1)
+        row.addWidget(self.retry_button, 0, Qt.AlignmentFlag.AlignTop)
+        row.addWidget(self.settings_button, 0, Qt.AlignmentFlag.AlignTop)
+        row.addWidget(dismiss, 0, Qt.AlignmentFlag.AlignTop)
+        self.banner.hide()
+        self._retry_action: str | None = None
+
+        self.chat = ChatView()
+        self.starters = QWidget()
+        starters = QHBoxLayout(self.starters)
+        starters.setContentsMargins(10, 0, 10, 0)
+        for prompt in self.manifest.starter_prompts[:3]:
+            button = QPushButton(prompt, objectName="Starter", flat=True)
+            button.setToolTip(prompt)
+            button.clicked.connect(lambda _=False, text=prompt: self._send_text(text))
+            starters.addWidget(button)
+        starters.addStretch(1)
+
+        self.composer = QPlainTextEdit(objectName="Composer")
+        self.composer.setPlaceholderText(
+            f"Message {self.manifest.name}  (Enter sends, Shift+Enter starts a new line)"
+        )
+        self.composer.setTabChangesFocus(True)
+        self.composer.installEventFilter(self)
+        self.composer.textChanged.connect(self._fit_composer)
+        self.send_button = QToolButton(icon=icon("send"), toolTip="Send (Enter)")
+        self.send_button.clicked.connect(self.send)
+        self.stop_button = QToolButton(icon=icon("stop"), toolTip="Stop generating (Esc)")
+        self.stop_button.clicked.connect(self.stop)
+        self.stop_button.hide()
+        composer_row = QHBoxLayout()
+        composer_row.setContentsMargins(10, 4, 10, 10)
+        composer_row.addWidget(self.composer, 1)
+        composer_row.addWidget(self.send_button, 0, Qt.AlignmentFlag.AlignBottom)
+        composer_row.addWidget(self.stop_button, 0, Qt.AlignmentFlag.AlignBottom)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(4)
+        layout.addLayout(header)
+        layout.addWidget(self.banner)
+        layout.addWidget(self.chat, 1)
+        layout.addWidget(self.starters)
+        layout.addLayout(composer_row)
+        self._fit_composer()
+        self._set_generating(False)
+        self.setFocusProxy(self.composer)
+
+    def _fit_composer(self) -> None:
+        metrics = self.composer.fontMetrics()
+        lines = max(1, self.composer.document().lineCount())
+        low, high = COMPOSER_LINES
+        shown = min(max(lines, low), high)
+        margins = self.composer.contentsMargins()
+        frame = 2 * self.composer.frameWidth() + 2 * int(self.composer.document().documentMargin())
+        height = shown * metrics.lineSpacing() + frame + margins.top() + margins.bottom()
+        self.composer.setFixedHeight(height)
+
+    # -- the process -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Spawn this window's process (call once the window is on screen)."""
+        self._run(self._spawn(), "spawn")
+
+    async def _spawn(self) -> None:
+        self.model_label.setText("Waiting for the model engine...")
+        self._hide_banner()
+        try:
+            kernel = await self.session.kernel_ready()
+            self.model_label.setText("Loading the model...")
+            process = await kernel.spawn(self.manifest)
+        except (KernelNotRunning, DriverError, KernelError) as error:
+            self.model_label.setText("Not running")
+            self._show_banner(str(error), retry="spawn")
+            return
+        self.kernel, self.pid = kernel, process.pid
+        self.setWindowTitle(f"{self.manifest.name} - {process.pid}")
+        self.model_label.setText(f"pid {process.pid} \u00b7 {process.model}")
+        self.model_label.setToolTip(f"{kernel.driver.kind} at {kernel.driver.location}")
+        self._on_usage(process.pid)
+        self.processStarted.emit(process.pid)
+        self.composer.setFocus()
+
+    @property
+    def generating(self) -> bool:
+        return self._turn is not None and not self._turn.done()
+
+    def send(self) -> None:
+        """Send what the composer holds."""
+        text = self.composer.toPlainText()
+        if text.strip() and self._send_text(text):
+            self.composer.clear()
+
+    def _send_text(self, text: str) -> bool:
+        if self.pid is None or self.kernel is None or self.generating:
+            return False
+        self._hide_banner()
+        self.starters.hide()
+        mark = self.chat.mark()
+        self.chat.add_message("user", text, "You")
+        self.chat.begin_answer(self.manifest.name)
+        self._turn = self._run(self._answer(self.kernel, self.pid, text, mark), "turn")
+        self._set_generating(True)
+        return True
+
+    async def _answer(self, kernel: Kernel, pid: int, text: str, mark: int) -> None:
+        try:
+            result: TurnResult = await kernel.send(pid, text)
+        except asyncio.CancelledError:
+            self._bridge.flush()
+            self.chat.end_answer(note="Stopped.")
+            raise
+        except PromptTooLarge as error:
+            self._take_back(text, mark)
+            self._show_banner(str(error))
+        except ModelCallFailed as failure:
+            self._bridge.flush()
+            if failure.partial:
+                self.chat.end_answer(failure.partial, note="Interrupted: the answer broke off.")
+            else:
+                self._take_back(text, mark)
+            self._show_banner(str(failure.cause), retry="send" if not failure.partial else None)
+        except ProcessGone:
+            self.chat.end_answer(note="The process was ended.")
+        else:
+            self._bridge.flush()
+            note = ""
+            if result.done_reason == "length":
+                reserve = result.usage.budget - result.usage.prompt_limit
+                note = f"Cut short: answers may use at most {reserve} tokens in this app."
+            self.chat.end_answer(result.answer, note=note)
+        finally:
+            self._set_generating(False)
+
+    def _take_back(self, text: str, mark: int) -> None:
+        """Remove an unsent message from the view and give its text back to the composer."""
+        self.chat.truncate(mark)
+        if not self.composer.toPlainText().strip():
+            self.composer.setPlainText(text)
+            self.composer.moveCursor(self.composer.textCursor().MoveOperation.End)
+        if self.chat.messages == 0:
+            self.starters.show()
+
+    def stop(self) -> None:
+        """Cancel the answer being generated; what came so far stays in the conversation."""
+        if self.generating and self._turn is not None:
+            self._turn.cancel()
+
+    def _retry(self) -> None:
+        action, self._retry_action = self._retry_action, None
+        self._hide_banner()
+        if action == "spawn":
+            self.start()
+        elif action == "send":
+            self.send()
+
+    # -- kernel events ---------------------------------------------------------------------------
+
+    def _on_tokens(self, pid: int, text: str) -> None:
+        if pid == self.pid and self.generating:
+            self.chat.append_stream(text)
+
+    def _on_usage(self, pid: int) -> None:
+        if pid != self.pid or self.kernel is None:
+            return
+        process = self.kernel.get(pid)
+        self.meter.set_usage(process.usage, process.budget)
+
+    def _on_exited(self, pid: int, reason: str) -> None:
+        if pid == self.pid and reason == "killed":
+            # Killed elsewhere (the task manager): the window goes with its process.
+            self.close_without_asking()
+
+    # -- closing ---------------------------------------------------------------------------------
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self.generating and not self._force_close:
+            event.ignore()
+            self._confirm_close()
+            return
+        self._bridge.tokens.disconnect(self._on_tokens)
+        self._bridge.usageChanged.disconnect(self._on_usage)
+        self._bridge.exited.disconnect(self._on_exited)
+        for task in self._tasks:
+            task.cancel()
+        if self.kernel is not None and self.pid is not None:
+            process = self.kernel.get(self.pid)
+            if process.alive:
+                self.kernel.kill(self.pid)
+        event.accept()
+
+    def close_without_asking(self) -> None:
+        """Close now, even mid-answer (the desktop is shutting down)."""
+        self._force_close = True
+        self.close()
+
+    def _confirm_close(self) -> None:
+        if self._asking:
+            return
+        self._asking = True
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
+            f"Close {self.manifest.name}?",
+            f"{self.manifest.name} is still answering. Closing the window stops the answer "
+            "and ends the process.",
+            QMessageBox.StandardButton.Close | QMessageBox.StandardButton.Cancel,
+            self,
+        )
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+
+        def finished(answer: int) -> None:
+            self._asking = False
+            if answer == QMessageBox.StandardButton.Close:
+                self._force_close = True
+                self.close()
+
+        box.finished.connect(finished)
+        box.open()
+
+    # -- small parts -----------------------------------------------------------------------------
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.composer and event.type() == QEvent.Type.KeyPress:
+            assert isinstance(event, QKeyEvent)
+            key = event.key()
+            if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+                if not event.modifiers() & Qt.KeyboardModifier.ShiftModifier:
+                    self.send()
+                    return True
+            elif key == Qt.Key.Key_Escape and self.generating:
+                self.stop()
+                return True
+        return super().eventFilter(watched, event)
+
+    def _set_generating(self, generating: bool) -> None:
+        self.send_button.setVisible(not generating)
+        self.stop_button.setVisible(generating)
+        self.generatingChanged.emit(generating)
+
+    def _show_banner(self, text: str, *, retry: str | None = None) -> None:
+        self._retry_action = retry
+        self.banner_icon.setPixmap(icon("warning").pixmap(20, 20))
+        self.banner_text.setText(text)
+        self.retry_button.setVisible(retry is not None)
+        self.banner.show()
+
+    def _hide_banner(self) -> None:
+        self.banner.hide()
+
+    def _run(self, coro: Coroutine[Any, Any, None], what: str) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(coro, name=f"llmos-window-{what}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(_report)
+        return task
+
+
+def app_icon_of(manifest: AppManifest) -> QIcon:
+    """The icon of an app, from beside its manifest or the bundled icons."""
+    return app_icon(manifest.icon, manifest.source.parent if manifest.source else None)
+
+
+def _report(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("a window task failed", exc_info=task.exception())

@@ -1,0 +1,344 @@
+"""The desktop: wallpaper and agent windows, the taskbar, the launcher and the panels."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+
+from PySide6.QtCore import QPoint, Qt, QTimer
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QApplication,
+    QDockWidget,
+    QLabel,
+    QMainWindow,
+    QMdiSubWindow,
+    QMessageBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from llmos.apps.registry import AppNotFound, AppRegistry
+from llmos.config import Settings
+from llmos.desktop.agent_window import AgentWindow, app_icon_of
+from llmos.desktop.bridge import KernelBridge
+from llmos.desktop.help_dialog import HelpDialog
+from llmos.desktop.launcher import Launcher
+from llmos.desktop.session import DesktopSession
+from llmos.desktop.settings_dialog import SettingsDialog
+from llmos.desktop.task_manager import TaskManager
+from llmos.desktop.taskbar import Taskbar
+from llmos.desktop.theme import apply_theme, icon
+from llmos.desktop.workspace import Workspace
+from llmos.drivers.base import DriverError, ModelDriver
+from llmos.drivers.model_store import ModelFileError
+
+log = logging.getLogger(__name__)
+
+WINDOW_SIZE = (660, 540)
+CASCADE_STEP = 28
+
+
+class DesktopWindow(QMainWindow):
+    """The whole desktop in one top-level window.
+
+    Args:
+        settings: the settings the desktop starts with.
+        driver: run on this model backend instead of choosing one (tests, benchmarks).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        driver: ModelDriver | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("LLM-OS")
+        self.setWindowIcon(icon("llmos"))
+        self.session = DesktopSession(settings, driver=driver, parent=self)
+        self.bridge = KernelBridge(self.session.bus, self)
+        self.closed: asyncio.Future[None] = asyncio.get_event_loop().create_future()
+        self._shutting_down = False
+        self._shut_down = False
+        self._shutdown_task: asyncio.Task[None] | None = None
+        self._settings_dialog: SettingsDialog | None = None
+
+        self.workspace = Workspace()
+        self.workspace.subWindowActivated.connect(self._on_activated)
+        self.task_manager = TaskManager(self.session, self.bridge)
+        self.task_manager.bringToFront.connect(self.bring_to_front)
+        self.task_manager_dock = self._dock("Task manager", "TaskManagerDock", self.task_manager)
+        self.memory_dock = self._dock("Memory", "MemoryDock", _memory_placeholder())
+        self.memory_dock.hide()
+        self._make_actions()
+
+        self.taskbar = Taskbar(
+            self.launcher_action,
+            [self.task_manager_action, self.memory_action, self.settings_action, self.help_action],
+        )
+        self.taskbar.windowClicked.connect(self._on_taskbar_click)
+        self.taskbar.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+        self.taskbar.addActions([self.tile_action, self.cascade_action])
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.workspace, 1)
+        layout.addWidget(self.taskbar)
+        self.setCentralWidget(central)
+
+        self.launcher = Launcher([self.settings_action, self.help_action, self.quit_action], self)
+        self.launcher.appChosen.connect(self.open_app)
+        self.launcher.set_apps(self.apps)
+
+        self.session.statusChanged.connect(self._on_status)
+        self._on_status()
+        self.resize(1280, 800)
+
+    # -- set-up --------------------------------------------------------------------------------
+
+    def _make_actions(self) -> None:
+        def action(
+            text: str,
+            icon_name: str,
+            keys: list[str],
+            slot: Callable[[], object] | None,
+            made: QAction | None = None,
+        ) -> QAction:
+            made = made or QAction(self)
+            made.setText(text)
+            made.setIcon(icon(icon_name))
+            made.setShortcuts([QKeySequence(k) for k in keys])
+            made.setShortcutContext(Qt.ShortcutContext.ApplicationShortcut)
+            made.setToolTip(f"{text} ({', '.join(keys)})")
+            if slot is not None:
+                made.triggered.connect(slot)
+            self.addAction(made)
+            return made
+
+        workspace = self.workspace
+        self.launcher_action = action(
+            "Open the launcher", "launcher", ["Ctrl+Space", "Alt+F1"], self.show_launcher
+        )
+        self.next_action = action(
+            "Next window", "front", ["Ctrl+Tab", "Ctrl+F6"], workspace.activateNextSubWindow
+        )
+        self.previous_action = action(
+            "Previous window",
+            "front",
+            ["Ctrl+Shift+Tab", "Ctrl+Shift+F6"],
+            workspace.activatePreviousSubWindow,
+        )
+        self.close_window_action = action(
+            "Close the window", "close", ["Ctrl+W"], self._close_active
+        )
+        self.tile_action = action("Tile windows", "tile", ["Ctrl+Alt+T"], workspace.tileSubWindows)
+        self.cascade_action = action(
+            "Cascade windows", "cascade", ["Ctrl+Alt+C"], workspace.cascadeSubWindows
+        )
+        # A dock's own toggle action stays in step with the dock however it is closed.
+        self.task_manager_action = action(
+            "Task manager",
+            "task-manager",
+            ["Ctrl+Shift+Esc", "Ctrl+T"],
+            None,
+            self.task_manager_dock.toggleViewAction(),
+        )
+        self.memory_action = action(
+            "Memory explorer", "memory", ["Ctrl+E"], None, self.memory_dock.toggleViewAction()
+        )
+        self.settings_action = action("Settings", "settings", ["Ctrl+,"], self.show_settings)
+        self.help_action = action("Keyboard shortcuts", "help", ["F1"], self.show_help)
+        self.quit_action = action("Quit LLM-OS", "quit", ["Ctrl+Q"], self.close)
+
+    def _dock(self, title: str, name: str, widget: QWidget) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)
+        dock.setWidget(widget)
+        dock.setAllowedAreas(Qt.DockWidgetArea.AllDockWidgetAreas)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+        return dock
+
+    def start(self) -> None:
+        """Start the kernel (call once the event loop runs)."""
+        self.session.start()
+
+    @property
+    def apps(self) -> AppRegistry:
+        """The installed apps (read afresh: apps installed meanwhile show up)."""
+        return AppRegistry.default(self.session.settings.data_dir)
+
+    # -- windows -------------------------------------------------------------------------------
+
+    @property
+    def agent_windows(self) -> list[AgentWindow]:
+        return [
+            w.widget()
+            for w in self.workspace.subWindowList()
+            if isinstance(w.widget(), AgentWindow)
+        ]
+
+    def open_app(self, app_id: str) -> AgentWindow | None:
+        """Open a new window running a new process of ``app_id``."""
+        try:
+            manifest = self.apps.get(app_id)
+        except AppNotFound as error:
+            QMessageBox.warning(self, "LLM-OS", str(error))
+            return None
+        window = AgentWindow(self.session, self.bridge, manifest)
+        window.settingsRequested.connect(self.show_settings)
+        sub = self.workspace.addSubWindow(window)
+        sub.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        sub.setWindowIcon(app_icon_of(manifest))
+        sub.resize(*WINDOW_SIZE)
+        offset = (len(self.workspace.subWindowList()) - 1) % 8 * CASCADE_STEP
+        sub.move(QPoint(24 + offset, 16 + offset))
+        sub.windowStateChanged.connect(
+            lambda *_: self.taskbar.set_active(self.workspace.activeSubWindow())
+        )
+        window.windowTitleChanged.connect(lambda _: self.taskbar.update_window(sub))
+        sub.destroyed.connect(lambda _=None: self.taskbar.remove_window(sub))
+        self.taskbar.add_window(sub)
+        sub.show()
+        window.setFocus()
+        window.start()
+        return window
+
+    def bring_to_front(self, pid: int) -> None:
+        for sub in self.workspace.subWindowList():
+            window = sub.widget()
+            if isinstance(window, AgentWindow) and window.pid == pid:
+                self._raise(sub)
+                return
+
+    def _raise(self, sub: QMdiSubWindow) -> None:
+        if sub.isMinimized():
+            sub.showNormal()
+        self.workspace.setActiveSubWindow(sub)
+        sub.raise_()
+        if sub.widget() is not None:
+            sub.widget().setFocus()
+
+    def _on_taskbar_click(self, sub: QMdiSubWindow) -> None:
+        if sub is self.workspace.activeSubWindow() and not sub.isMinimized():
+            sub.showMinimized()
+            self.taskbar.set_active(None)
+        else:
+            self._raise(sub)
+
+    def _on_activated(self, sub: QMdiSubWindow | None) -> None:
+        self.taskbar.set_active(sub)
+
+    def _close_active(self) -> None:
+        sub = self.workspace.activeSubWindow()
+        if sub is not None:
+            sub.close()
+
+    # -- launcher, settings, help --------------------------------------------------------------
+
+    def show_launcher(self) -> None:
+        if self.launcher.isVisible():
+            self.launcher.hide()
+            return
+        self.launcher.set_apps(self.apps)
+        button = self.taskbar.start_button
+        self.launcher.popup_at(button.mapToGlobal(QPoint(0, -4)))
+
+    def show_help(self) -> None:
+        dialog = HelpDialog(self.actions(), self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+
+    def show_settings(self) -> None:
+        if self._settings_dialog is not None:
+            self._settings_dialog.raise_()
+            return
+        dialog = SettingsDialog(self.session, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.saved.connect(self._apply_settings)
+        dialog.finished.connect(lambda _: setattr(self, "_settings_dialog", None))
+        self._settings_dialog = dialog
+        dialog.open()
+        dialog.load_models()
+
+    def _apply_settings(self, settings: Settings) -> None:
+        app = QApplication.instance()
+        if isinstance(app, QApplication) and settings.theme != self.session.settings.theme:
+            apply_theme(app, settings.theme)
+            self.workspace.refresh_wallpaper()
+        self.session.run(self._switch(settings), "llmos-apply-settings")
+
+    async def _switch(self, settings: Settings) -> None:
+        try:
+            await self.session.apply(settings)
+        except (DriverError, ModelFileError) as error:
+            self.session.settings = replace(self.session.settings, theme=settings.theme)
+            box = QMessageBox(
+                QMessageBox.Icon.Warning,
+                "Settings saved, engine unchanged",
+                f"The new engine settings could not be used now: {error}",
+                QMessageBox.StandardButton.Ok,
+                self,
+            )
+            box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+            box.open()
+
+    def _on_status(self) -> None:
+        self.taskbar.show_status(self.session.status)
+
+    # -- shutdown ------------------------------------------------------------------------------
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self._shut_down:
+            event.accept()
+            return
+        event.ignore()
+        if self._shutdown_task is None:
+            self._shutdown_task = asyncio.get_running_loop().create_task(
+                self.shutdown(), name="llmos-desktop-shutdown"
+            )
+
+    async def shutdown(self) -> None:
+        """Close every window, stop the kernel (generations are cancelled), then close."""
+        if self._shutting_down:
+            return
+        self._shutting_down = True
+        self.launcher.hide()
+        for sub in self.workspace.subWindowList():
+            window = sub.widget()
+            if isinstance(window, AgentWindow):
+                window.close_without_asking()
+            sub.close()
+        try:
+            await self.session.shutdown()
+        finally:
+            self.bridge.close()
+            self._shut_down = True
+            self.close()
+            # Let the windows' own cancelled tasks unwind before the loop is stopped.
+            QTimer.singleShot(0, self._finish)
+
+    def _finish(self) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+
+def _memory_placeholder() -> QWidget:
+    label = QLabel(
+        "<h3>Long-term memory</h3>"
+        "<p>The memory explorer will show the documents and chunks kept on the memory disk, "
+        "and take files dragged onto it.</p>"
+        "<p>Until then, fill and browse memory from a terminal:</p>"
+        "<p><code>llmos ingest ~/Documents/notes</code><br>"
+        "<code>llmos memory ls</code><br>"
+        '<code>llmos memory search "query"</code></p>',
+        wordWrap=True,
+    )
+    label.setAlignment(Qt.AlignmentFlag.AlignTop)
+    label.setMargin(12)
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    return label

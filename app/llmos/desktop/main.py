@@ -1,0 +1,65 @@
+"""Starting the desktop: a QApplication on a qasync loop, as ../shared/STYLE.md describes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+
+from llmos.config import Settings
+
+
+class NoDisplay(Exception):
+    """There is no screen to show the desktop on."""
+
+
+def check_display() -> None:
+    """Fail with a plain message instead of Qt aborting the process when there is no screen.
+
+    Raises:
+        NoDisplay: on Linux without X11 or Wayland, and no Qt platform chosen.
+    """
+    if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM"):
+        return
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise NoDisplay(
+            "There is no display to open the desktop on (neither DISPLAY nor WAYLAND_DISPLAY "
+            "is set). Run llmos in a graphical session, or use the headless commands: "
+            "llmos run chat --prompt TEXT (see llmos --help)."
+        )
+
+
+def run_desktop(settings: Settings) -> int:
+    """Open the desktop and run until it is closed; returns the exit code."""
+    check_display()
+    # Qt is imported here, not at the top: the headless commands never pay for it.
+    import qasync
+    from PySide6.QtWidgets import QApplication
+
+    from llmos.desktop.theme import apply_theme, icon
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    assert isinstance(app, QApplication)
+    app.setApplicationName("LLM-OS")
+    app.setApplicationDisplayName("LLM-OS")
+    app.setDesktopFileName("llmos")
+    app.setQuitOnLastWindowClosed(False)  # the desktop ends through its own shutdown
+    apply_theme(app, settings.theme)
+    app.setWindowIcon(icon("llmos"))
+    with asyncio.Runner(loop_factory=qasync.QEventLoop) as runner:
+        return runner.run(_desktop(settings))
+
+
+async def _desktop(settings: Settings) -> int:
+    from llmos.desktop.desktop_window import DesktopWindow
+
+    window = DesktopWindow(settings)
+    window.show()
+    window.start()
+    try:
+        await window.closed
+    except asyncio.CancelledError:
+        # Ctrl-C in the terminal: shut down as cleanly as closing the window would.
+        await window.shutdown()
+        raise
+    return 0

@@ -1,0 +1,243 @@
+"""The kernel the desktop runs on: started in the background, watched, and changed live.
+
+The desktop window shows at once; the engine (Ollama, or the embedded engine whose default
+model may first have to be assembled) starts behind it. Windows that need the kernel await
+:meth:`DesktopSession.kernel_ready`, so an app opened during start-up simply waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Coroutine
+from dataclasses import dataclass, replace
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+
+from llmos.bootstrap import build_kernel, choose_engine, open_kernel
+from llmos.config import Settings
+from llmos.drivers.base import DriverError, ModelDriver, ModelInfo
+from llmos.drivers.model_store import ModelFileError, Progress
+from llmos.kernel.events import EventBus
+from llmos.kernel.kernel import Kernel
+
+log = logging.getLogger(__name__)
+
+HEALTH_SECONDS = 5.0
+"""How often the backend is asked whether it still answers."""
+HEALTH_TIMEOUT = 3.0
+
+
+class KernelNotRunning(Exception):
+    """The kernel could not start; ``str()`` says why and what to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class KernelStatus:
+    """What the taskbar shows about the kernel."""
+
+    phase: str = "starting"
+    """``starting``, ``ready`` or ``failed``."""
+    engine: str = ""
+    """``ollama``, ``embedded`` (or ``fake`` in tests)."""
+    location: str = ""
+    """The Ollama host, or the embedded model's file."""
+    model: str = ""
+    """The default model apps run on ("" when each app picks among the installed ones)."""
+    connected: bool = False
+    message: str = "Starting the model engine..."
+    """Why the engine was chosen, or what went wrong and what to do."""
+    progress: tuple[int, int] | None = None
+    """(bytes done, bytes in all) while the default model is assembled."""
+
+
+class DesktopSession(QObject):
+    """Owns the kernel for the desktop's lifetime.
+
+    Args:
+        settings: where to find the backend and the data dir.
+        driver: run on this backend instead of choosing one (tests, benchmarks).
+
+    Signals:
+        statusChanged(): ``status`` changed (phase, connection, model, progress).
+    """
+
+    statusChanged = Signal()
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        driver: ModelDriver | None = None,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.settings = settings
+        self.bus = EventBus()
+        self.kernel: Kernel | None = None
+        self.status = KernelStatus()
+        self._driver = driver
+        self._ready: asyncio.Future[Kernel] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False
+
+    # -- start-up ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the kernel in the background (call once the event loop runs)."""
+        if self._ready is None or self._ready.done():
+            # A start that was cut short keeps its future: windows waiting on it still hear.
+            self._ready = asyncio.get_running_loop().create_future()
+        self.run(self._boot(), "llmos-boot")
+
+    async def kernel_ready(self) -> Kernel:
+        """The running kernel, once it has started.
+
+        Raises:
+            KernelNotRunning: it failed to start (the message says why and what to do).
+        """
+        if self._ready is None:
+            raise KernelNotRunning("The desktop has not started its kernel.")
+        return await asyncio.shield(self._ready)
+
+    async def _boot(self) -> None:
+        assert self._ready is not None
+        ready = self._ready
+        self._set(phase="starting", message="Starting the model engine...", connected=False)
+        try:
+            if self._driver is not None:
+                kernel = build_kernel(self.settings, driver=self._driver, bus=self.bus)
+                reason = "the given backend"
+            else:
+                kernel, choice = await open_kernel(
+                    self.settings, bus=self.bus, progress=self._progress_from_thread()
+                )
+                reason = choice.reason
+        except (DriverError, ModelFileError) as error:
+            self._set(phase="failed", message=str(error), connected=False, progress=None)
+            if not ready.done():
+                ready.set_exception(KernelNotRunning(str(error)))
+                ready.exception()  # retrieved: windows that never asked must not warn
+            return
+        self.kernel = kernel
+        self._set(
+            phase="ready",
+            engine=kernel.driver.kind,
+            location=kernel.driver.location,
+            model=kernel.default_model or "",
+            message=reason,
+            progress=None,
+        )
+        if not ready.done():
+            ready.set_result(kernel)
+        self.run(self._watch_health(kernel), "llmos-health")
+
+    def _progress_from_thread(self) -> Progress:
+        loop = asyncio.get_running_loop()
+
+        def progress(done: int, total: int) -> None:
+            # Called from the thread that assembles the model file.
+            loop.call_soon_threadsafe(
+                self._set, message="Preparing the built-in model...", progress=(done, total)
+            )
+
+        return progress
+
+    async def _watch_health(self, kernel: Kernel) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(kernel.driver.version(), HEALTH_TIMEOUT)
+            except (DriverError, TimeoutError) as error:
+                if self.status.connected:
+                    log.info("the backend stopped answering: %s", error)
+                why = str(error) or "The model backend does not answer."
+                self._set(connected=False, message=why)
+            else:
+                if not self.status.connected:
+                    self._set(connected=True, message="")
+            await asyncio.sleep(HEALTH_SECONDS)
+
+    # -- live changes ------------------------------------------------------------------------
+
+    async def models(self) -> list[ModelInfo]:
+        """The models the backend has (raises DriverError when it does not answer)."""
+        kernel = await self.kernel_ready()
+        return await kernel.driver.list_models()
+
+    async def apply(self, settings: Settings) -> None:
+        """Run on new settings: the default model and context size apply to processes started
+        from now on; a new engine or host moves every process to the new backend.
+
+        Raises:
+            DriverError, ModelFileError: the new backend cannot run (nothing changed).
+        """
+        old, self.settings = self.settings, settings
+        kernel = self.kernel
+        if kernel is None:
+            # The kernel never started (or is still starting): start again on the new settings.
+            self._cancel_tasks()
+            self.start()
+            return
+        moved = (old.engine, old.ollama_host) != (settings.engine, settings.ollama_host)
+        if moved and self._driver is None:
+            self._set(message="Switching the model engine...")
+            try:
+                choice = await choose_engine(settings, progress=self._progress_from_thread())
+            except (DriverError, ModelFileError):
+                self.settings = old
+                self._set(message="")
+                raise
+            self._cancel_tasks()
+            await kernel.switch_driver(choice.driver, scheduler=build_kernel(settings).scheduler)
+            self._set(
+                engine=kernel.driver.kind, location=kernel.driver.location, message=choice.reason
+            )
+            if settings.model is None:
+                kernel.default_model = choice.model
+            self.run(self._watch_health(kernel), "llmos-health")
+        kernel.num_ctx = settings.num_ctx
+        if settings.model is not None or not moved:
+            kernel.default_model = settings.model or kernel.default_model
+        self._set(model=kernel.default_model or "")
+
+    # -- shutdown ----------------------------------------------------------------------------
+
+    async def shutdown(self) -> None:
+        """Cancel generations, stop the kernel and close the backend."""
+        self._closing = True
+        self._cancel_tasks()
+        tasks = tuple(self._tasks)
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if self.kernel is not None:
+            await self.kernel.shutdown()
+            self.kernel = None
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def run(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        """Run ``coro`` as a task the session owns: cancelled at shutdown, failures logged."""
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(_log_failure)
+
+    def _cancel_tasks(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+
+    def _set(self, **changes: object) -> None:
+        if self._closing:
+            return
+        status = replace(self.status, **changes)  # type: ignore[arg-type]
+        if status != self.status:
+            self.status = status
+            self.statusChanged.emit()
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    with contextlib.suppress(asyncio.CancelledError):
+        if task.exception() is not None:
+            log.error("%s failed", task.get_name(), exc_info=task.exception())

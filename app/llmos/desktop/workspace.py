@@ -1,0 +1,47 @@
+"""The desktop area: a wallpaper under the agent windows (an MDI area)."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QBrush, QPainter, QPaintEvent, QResizeEvent
+from PySide6.QtWidgets import QMdiArea, QWidget
+
+from llmos.desktop.theme import current_theme, wallpaper
+
+
+class Workspace(QMdiArea):
+    """Agent windows over the wallpaper; with none open, a hint says how to start one."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("Workspace")
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        self.setActivationOrder(QMdiArea.WindowOrder.ActivationHistoryOrder)
+        self.hint = "Open an app from the launcher (Ctrl+Space)"
+
+    def refresh_wallpaper(self) -> None:
+        """Render the wallpaper for the current size and theme."""
+        viewport = self.viewport()
+        if viewport.width() <= 0 or viewport.height() <= 0:
+            return
+        dark = current_theme().dark
+        self.setBackground(QBrush(wallpaper(viewport.size(), viewport.devicePixelRatioF(), dark)))
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self.refresh_wallpaper()
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        super().paintEvent(event)
+        if self.subWindowList():
+            return
+        painter = QPainter(self.viewport())
+        theme = current_theme()
+        color = theme.text
+        color.setAlphaF(0.7)
+        painter.setPen(color)
+        font = painter.font()
+        font.setPointSizeF(font.pointSizeF() * 1.25)
+        painter.setFont(font)
+        painter.drawText(self.viewport().rect(), Qt.AlignmentFlag.AlignCenter, self.hint)

@@ -1,0 +1,301 @@
+"""The task manager on a real kernel (fake backend): what a user sees and can do in it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from PySide6.QtCore import QPoint, QRectF, Qt
+from PySide6.QtGui import QColor, QImage, QPainter
+
+from llmos.desktop.bridge import KernelBridge
+from llmos.desktop.ram_bar import USAGE_ROLE, RamMeter, paint_ram_bar, ram_text
+from llmos.desktop.session import DesktopSession
+from llmos.desktop.task_manager import CALLS, PID, PRIORITY, RAM, RATE, STATE, TaskManager
+from llmos.desktop.theme import current_theme
+from llmos.drivers.base import Message
+from llmos.kernel.context import ContextUsage, Segment
+from llmos.kernel.kernel import Kernel
+from llmos.kernel.process import Process
+from tests.fakes import FakeDriver, default_answer
+
+# Showing a top-level window on the offscreen platform says this once; it is harmless.
+
+
+def _answer(messages: Sequence[Message]) -> str:
+    """Short answers, and a long one (seconds of streaming) when asked for "long"."""
+    last = str(messages[-1].get("content")) if messages else ""
+    return default_answer(messages, 2000 if "long" in last else 20)
+
+
+@dataclass
+class Desk:
+    session: DesktopSession
+    bridge: KernelBridge
+    manager: TaskManager
+    qtbot: Any
+    arun: Any
+    loop: asyncio.AbstractEventLoop
+    streams: list[asyncio.Task[Any]] = field(default_factory=list)
+
+    @property
+    def kernel(self) -> Kernel:
+        assert self.session.kernel is not None
+        return self.session.kernel
+
+    def start(self) -> Kernel:
+        self.session.start()
+        return self.arun(self.session.kernel_ready())
+
+    def spawn(self, count: int = 1) -> list[Process]:
+        return [self.arun(self.kernel.spawn("chat")) for _ in range(count)]
+
+    def stream(self, pid: int, text: str = "a long answer please") -> asyncio.Task[Any]:
+        task = self.loop.create_task(self.kernel.send(pid, text))
+        self.streams.append(task)
+        return task
+
+    def rows(self) -> list[int]:
+        proxy = self.manager.proxy
+        return [int(proxy.index(row, PID).data()) for row in range(proxy.rowCount())]
+
+    def cell(self, pid: int, column: int, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        proxy = self.manager.proxy
+        row = self.rows().index(pid)
+        return proxy.index(row, column).data(role)
+
+    def click_row(self, pid: int, *, double: bool = False) -> None:
+        table = self.manager.table
+        index = self.manager.proxy.index(self.rows().index(pid), PID)
+        where = table.visualRect(index).center()
+        self.qtbot.mouseClick(table.viewport(), Qt.MouseButton.LeftButton, pos=where)
+        if double:  # a real double-click: the first click, then the second
+            self.qtbot.mouseDClick(table.viewport(), Qt.MouseButton.LeftButton, pos=where)
+        assert self.manager.selected_pid() == pid
+
+
+@pytest.fixture
+def desk(qtbot, arun, loop, settings) -> Iterator[Desk]:
+    session = DesktopSession(settings, driver=FakeDriver(token_delay=0.005, answer=_answer))
+    bridge = KernelBridge(session.bus)
+    manager = TaskManager(session, bridge)
+    qtbot.addWidget(manager)
+    manager.resize(960, 480)
+    manager.show()
+    qtbot.waitExposed(manager)
+    desk = Desk(session, bridge, manager, qtbot, arun, loop)
+    yield desk
+    for task in desk.streams:
+        task.cancel()
+    qtbot.waitUntil(lambda: all(task.done() for task in desk.streams))
+    bridge.close()
+    arun(session.shutdown())
+
+
+def test_placeholder_says_why_until_the_kernel_runs(desk):
+    manager = desk.manager
+    assert not manager.placeholder.isHidden()
+    assert manager.placeholder.text() == desk.session.status.message != ""
+    assert desk.rows() == []
+    assert not manager.kill_action.isEnabled()
+
+    desk.start()
+    desk.qtbot.waitUntil(manager.placeholder.isHidden)
+
+
+def test_rows_appear_for_spawned_processes_and_vanish_when_they_end(desk):
+    desk.start()
+    first, second = desk.spawn(2)
+    desk.qtbot.waitUntil(lambda: desk.rows() == [first.pid, second.pid])
+    assert desk.cell(first.pid, STATE) == "Ready"
+    assert desk.cell(first.pid, CALLS) == "0"
+
+    desk.kernel.kill(first.pid)
+    desk.qtbot.waitUntil(lambda: desk.rows() == [second.pid])
+
+
+def test_streaming_grows_context_ram_and_counts_calls(desk):
+    desk.start()
+    (process,) = desk.spawn()
+    usage, _budget = desk.cell(process.pid, RAM, USAGE_ROLE)
+    assert usage.segments.get(Segment.HISTORY, 0) == 0
+
+    task = desk.stream(process.pid)
+    desk.qtbot.waitUntil(lambda: desk.cell(process.pid, CALLS) == "1")
+    desk.qtbot.waitUntil(lambda: float(desk.cell(process.pid, RATE)) > 0)
+    usage, budget = desk.cell(process.pid, RAM, USAGE_ROLE)
+    assert usage.segments[Segment.HISTORY] > 0
+    assert budget == process.budget
+    assert desk.cell(process.pid, STATE) == "Running"
+    assert not task.done()
+
+
+def test_ram_cell_tooltip_lists_the_segments(desk):
+    desk.start()
+    (process,) = desk.spawn()
+    tip = desk.cell(process.pid, RAM, Qt.ItemDataRole.ToolTipRole)
+    for name in ("System prompt", "Pinned memory", "History", "Reserve", "Free"):
+        assert name in tip
+    assert f"{process.reserve:,}" in tip
+    assert "Estimated counts" in tip or "Exact counts" in tip
+
+
+def test_kill_action_ends_the_selected_process_at_once(desk):
+    desk.start()
+    first, second = desk.spawn(2)
+    desk.qtbot.waitUntil(lambda: len(desk.rows()) == 2)
+    assert not desk.manager.kill_action.isEnabled()
+    desk.stream(second.pid)
+    desk.click_row(second.pid)
+    assert desk.manager.kill_action.isEnabled()
+
+    desk.manager.kill_action.trigger()
+    assert not desk.kernel.get(second.pid).alive
+    assert desk.rows() == [first.pid]
+    assert not desk.manager.kill_action.isEnabled()
+
+
+def test_suspend_and_resume_toggle_the_state(desk):
+    desk.start()
+    (process,) = desk.spawn()
+    desk.qtbot.waitUntil(lambda: desk.rows() == [process.pid])
+    desk.click_row(process.pid)
+    toggle = desk.manager.suspend_action
+
+    toggle.trigger()
+    assert desk.cell(process.pid, STATE) == "Suspended"
+    assert toggle.text() == "Resume"
+    toggle.trigger()
+    assert desk.cell(process.pid, STATE) == "Ready"
+    assert toggle.text() == "Suspend"
+
+
+def test_priority_buttons_change_the_priority_within_limits(desk):
+    desk.start()
+    (process,) = desk.spawn()
+    desk.qtbot.waitUntil(lambda: desk.rows() == [process.pid])
+    desk.click_row(process.pid)
+
+    desk.manager.priority_up_action.trigger()
+    assert desk.kernel.get(process.pid).priority == 1
+    assert desk.cell(process.pid, PRIORITY) == "+1"
+
+    desk.kernel.set_priority(process.pid, 10)  # from elsewhere: shown within a second
+    desk.qtbot.waitUntil(lambda: not desk.manager.priority_up_action.isEnabled())
+    assert desk.cell(process.pid, PRIORITY) == "+10"
+    desk.manager.priority_down_action.trigger()
+    assert desk.kernel.get(process.pid).priority == 9
+    desk.manager.priority_up_action.trigger()
+    assert desk.kernel.get(process.pid).priority == 10
+    assert not desk.manager.priority_up_action.isEnabled()
+
+
+def test_sorting_by_context_ram_orders_rows_by_tokens_used(desk):
+    desk.start()
+    small, big, middle = desk.spawn(3)
+    desk.arun(desk.kernel.send(big.pid, "tell me about the scheduler " * 30))
+    desk.arun(desk.kernel.send(middle.pid, "hello there"))
+    desk.qtbot.waitUntil(lambda: len(desk.rows()) == 3)
+    header = desk.manager.table.horizontalHeader()
+    x = header.sectionViewportPosition(RAM) + header.sectionSize(RAM) // 2
+    desk.qtbot.mouseClick(header.viewport(), Qt.MouseButton.LeftButton, pos=QPoint(x, 5))
+
+    def used(pid: int) -> int:
+        usage = desk.kernel.get(pid).usage
+        assert usage is not None
+        return usage.used
+
+    shown = desk.rows()
+    assert [used(pid) for pid in shown] == sorted(used(pid) for pid in shown)
+    assert shown == [small.pid, middle.pid, big.pid]
+    desk.qtbot.mouseClick(header.viewport(), Qt.MouseButton.LeftButton, pos=QPoint(x, 5))
+    assert desk.rows() == [big.pid, middle.pid, small.pid]
+
+
+def test_totals_line_sums_every_process(desk):
+    desk.start()
+    first, second = desk.spawn(2)
+    desk.arun(desk.kernel.send(first.pid, "hello there"))
+    used = sum(p.usage.used for p in (first, second) if p.usage)
+    budget = first.budget + second.budget
+    expected = f"2 processes · context RAM {used / 1000:.1f}k / {budget / 1000:.1f}k tokens"
+    desk.qtbot.waitUntil(lambda: desk.manager.totals.text().startswith(expected))
+    assert f"({used * 5 / 1000:.1f} KB)" in desk.manager.totals.text()
+    assert "slots in use 0 / 1" in desk.manager.totals.text()
+
+
+def test_double_click_and_enter_bring_the_process_to_front(desk):
+    desk.start()
+    first, second = desk.spawn(2)
+    desk.qtbot.waitUntil(lambda: len(desk.rows()) == 2)
+    with desk.qtbot.waitSignal(desk.manager.bringToFront) as raised:
+        desk.click_row(second.pid, double=True)
+    assert raised.args == [second.pid]
+
+    desk.click_row(first.pid)
+    desk.manager.activateWindow()
+    desk.qtbot.waitUntil(desk.manager.isActiveWindow)
+    desk.manager.table.setFocus()
+    with desk.qtbot.waitSignal(desk.manager.bringToFront) as raised:
+        desk.qtbot.keyClick(desk.manager.table, Qt.Key.Key_Return)
+    assert raised.args == [first.pid]
+
+
+def test_selection_survives_ticks_while_processes_stream(desk):
+    desk.start()
+    processes = desk.spawn(8)
+    desk.qtbot.waitUntil(lambda: len(desk.rows()) == 8)
+    resets: list[str] = []
+    model = desk.manager.model
+    model.modelReset.connect(lambda: resets.append("reset"))
+    model.layoutChanged.connect(lambda: resets.append("layout"))
+    model.rowsRemoved.connect(lambda: resets.append("removed"))
+    desk.click_row(processes[3].pid)
+    for process in processes[:4]:
+        desk.stream(process.pid)
+    for _ in range(3):
+        with desk.qtbot.waitSignal(desk.bridge.tick, timeout=2000):
+            pass
+    assert desk.manager.selected_pid() == processes[3].pid
+    assert resets == []
+
+
+def test_history_graph_samples_ram_and_speed_every_second(desk):
+    desk.start()
+    first, second = desk.spawn(2)
+    desk.stream(first.pid)
+    graph = desk.manager.graph
+    desk.qtbot.waitUntil(lambda: graph.sample_count >= 2, timeout=4000)
+    used, budget, rate = graph.samples()[-1]
+    assert budget == first.budget + second.budget
+    assert used == sum(p.usage.used for p in (first, second) if p.usage)
+    assert rate > 0
+
+
+def test_ram_text_and_a_tiny_segment_stays_visible(qapp):
+    usage = ContextUsage(budget=8192, segments={Segment.SYSTEM: 200, Segment.HISTORY: 1000})
+    assert ram_text(usage, 8192) == "1.2k / 8.2k tokens · 6.0 KB"
+
+    theme = current_theme()
+    tiny = ContextUsage(budget=100_000, segments={Segment.SYSTEM: 1})
+    image = QImage(200, 10, QImage.Format.Format_ARGB32)
+    image.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(image)
+    paint_ram_bar(painter, QRectF(0, 0, 200, 10), tiny, 100_000, theme)
+    painter.end()
+    assert QColor(image.pixel(0, 5)) == theme.segments["system"]
+    assert QColor(image.pixel(100, 5)) == theme.segments["free"]
+
+
+def test_ram_meter_shows_figures_and_breaks_them_down_on_hover(qtbot):
+    meter = RamMeter()
+    qtbot.addWidget(meter)
+    usage = ContextUsage(budget=8192, segments={Segment.SYSTEM: 200, Segment.HISTORY: 1000})
+    meter.set_usage(usage, 8192)
+    assert meter.text() == "1.2k / 8.2k tokens · 6.0 KB"
+    assert "1.2k / 8.2k tokens" in meter.accessibleDescription()
+    assert "History" in meter.toolTip() and "1,000" in meter.toolTip()
+    assert meter.sizeHint().width() >= 200
