@@ -19,6 +19,9 @@ from llmos.config import load_settings
 
 @pytest.fixture(scope="session")
 def qloop(qapp) -> Iterator[qasync.QEventLoop]:
+    # As in the app (desktop/main.py): closing the last window must not quit Qt, which would
+    # stop this loop's timers for the rest of the session.
+    qapp.setQuitOnLastWindowClosed(False)
     loop = qasync.QEventLoop(qapp, already_running=True)
     asyncio.events._set_running_loop(None)
     yield loop

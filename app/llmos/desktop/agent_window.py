@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
     QLabel,
+    QMdiSubWindow,
     QMessageBox,
     QPlainTextEdit,
     QPushButton,
@@ -75,6 +76,7 @@ class AgentWindow(QWidget):
         self._turn: asyncio.Task[Any] | None = None
         self._force_close = False
         self._asking = False
+        self._closed = False
         self.setWindowTitle(manifest.name)
         self.setWindowIcon(app_icon_of(manifest))
         self._build()
@@ -179,7 +181,8 @@ class AgentWindow(QWidget):
         try:
             kernel = await self.session.kernel_ready()
             self.model_label.setText("Loading the model...")
-            process = await kernel.spawn(self.manifest)
+            # A model chosen in the settings is a wish to honour or explain, not a hint.
+            process = await kernel.spawn(self.manifest, model=self.session.settings.model)
         except (KernelNotRunning, DriverError, KernelError) as error:
             self.model_label.setText("Not running")
             self._show_banner(str(error), retry="spawn")
@@ -285,10 +288,14 @@ class AgentWindow(QWidget):
     # -- closing ---------------------------------------------------------------------------------
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        if self._closed:
+            event.accept()
+            return
         if self.generating and not self._force_close:
             event.ignore()
             self._confirm_close()
             return
+        self._closed = True
         self._bridge.tokens.disconnect(self._on_tokens)
         self._bridge.usageChanged.disconnect(self._on_usage)
         self._bridge.exited.disconnect(self._on_exited)
@@ -303,7 +310,12 @@ class AgentWindow(QWidget):
     def close_without_asking(self) -> None:
         """Close now, even mid-answer (the desktop is shutting down)."""
         self._force_close = True
-        self.close()
+        self._close_frame()
+
+    def _close_frame(self) -> None:
+        # On the desktop the window sits in an MDI frame: closing the frame closes both.
+        frame = self.parentWidget()
+        (frame if isinstance(frame, QMdiSubWindow) else self).close()
 
     def _confirm_close(self) -> None:
         if self._asking:
@@ -323,8 +335,7 @@ class AgentWindow(QWidget):
         def finished(answer: int) -> None:
             self._asking = False
             if answer == QMessageBox.StandardButton.Close:
-                self._force_close = True
-                self.close()
+                self.close_without_asking()
 
         box.finished.connect(finished)
         box.open()

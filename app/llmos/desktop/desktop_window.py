@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import replace
 
-from PySide6.QtCore import QPoint, Qt, QTimer
+from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -319,12 +319,8 @@ class DesktopWindow(QMainWindow):
             self.bridge.close()
             self._shut_down = True
             self.close()
-            # Let the windows' own cancelled tasks unwind before the loop is stopped.
-            QTimer.singleShot(0, self._finish)
-
-    def _finish(self) -> None:
-        if not self.closed.done():
-            self.closed.set_result(None)
+            if not self.closed.done():
+                self.closed.set_result(None)
 
 
 def _memory_placeholder() -> QWidget:

@@ -148,7 +148,10 @@ class DesktopSession(QObject):
     async def _watch_health(self, kernel: Kernel) -> None:
         while True:
             try:
-                await asyncio.wait_for(kernel.driver.version(), HEALTH_TIMEOUT)
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+                # that arrives as the call finishes, and this loop would never end.
+                async with asyncio.timeout(HEALTH_TIMEOUT):
+                    await kernel.driver.version()
             except (DriverError, TimeoutError) as error:
                 if self.status.connected:
                     log.info("the backend stopped answering: %s", error)

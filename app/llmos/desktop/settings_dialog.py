@@ -86,7 +86,7 @@ class SettingsDialog(QDialog):
         form.addRow("Context RAM per process", self.num_ctx)
         form.addRow("", self.ctx_note)
         form.addRow("Theme", self.theme)
-        buttons = QDialogButtonBox(
+        self.button_box = buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
         )
         buttons.accepted.connect(self._save)
@@ -108,7 +108,8 @@ class SettingsDialog(QDialog):
 
     async def _load_models(self) -> None:
         try:
-            models = await asyncio.wait_for(self.session.models(), 10)
+            async with asyncio.timeout(10):
+                models = await self.session.models()
         except (DriverError, KernelNotRunning, TimeoutError) as error:
             why = str(error) or "the engine did not answer in time."
             self.models_note.setText(f"The model list is not available: {why}")

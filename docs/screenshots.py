@@ -1,0 +1,280 @@
+"""Render the README screenshots of the desktop, headless, against a canned model server.
+
+Usage:
+    .venv/bin/python docs/screenshots.py
+
+re-renders docs/images/desktop-light.png and desktop-dark.png (1440x900) and desktop-200.png
+(the same desktop at QT_SCALE_FACTOR=2, 2880x1800). Each picture is one run of this script
+(``--theme``, ``--scale``) in its own process, all three at once. The answers are the canned
+Markdown below, served by tests/ollama_server.py over real HTTP, so the pictures show the real
+widgets without a real model; config and data go to a temporary folder, never the user's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+IMAGES = ROOT / "docs" / "images"
+SIZE = (1440, 900)
+DOCK_WIDTH = 560
+TOKEN_DELAY = 0.06  # seconds a token: about 17 tokens a second for each answer
+
+# (prompt, canned answer); the server answers each prompt with its answer, matched by text.
+CONTEXT = (
+    "Explain what a context window is, in two sentences.",
+    """A context window is the span of text, counted in tokens, that a language model can see
+at once: the system prompt, the conversation so far and the answer it is writing. Anything
+outside it is invisible to the model, so long chats must summarise or drop their oldest turns.""",
+)
+TRIM = (
+    "Show me how to drop the oldest turns of a chat so it fits a token budget.",
+    """Keep the system prompt, then walk the history **newest first** and stop when the budget
+runs out:
+
+- count each message once (a rough tokenizer is fine for a budget);
+- never drop the latest user message, or the model answers the wrong question;
+- leave room for the answer itself (the *reserve*).
+
+```python
+def fit(messages, budget, reserve=512):
+    # The system prompt, then the newest turns.
+    system, *turns = messages
+    room = budget - reserve - count(system)
+    kept = []
+    for message in reversed(turns):
+        room -= count(message) + 4  # role tags
+        if room < 0 and kept:
+            break
+        kept.append(message)
+    return [system, *reversed(kept)]
+
+
+def count(message):
+    return len(message["content"]) // 4 + 1
+```
+
+For very long chats, summarise the dropped turns into one short message instead of losing them
+outright: the model keeps the gist at a fraction of the tokens. A cheap way is to ask the same
+model for a three-line summary whenever more than a quarter of the history would go, and to pin
+that summary right after the system prompt so that it is never dropped itself.""",
+)
+# Pasted data makes long prompts, so the three windows use visibly different context RAM.
+CSV = "\n".join(
+    f"2024-{m:02d},{kind},{(m * 37 + len(kind) * 53) % 300 + 40}.{m * 7 % 100:02d}"
+    for m in range(1, 13)
+    for kind in ("rent", "groceries", "travel", "utilities")
+)
+CHART = (
+    f"Plot this as a grouped bar chart, one bar per category and month:\n\n```\n{CSV}\n```",
+    """Read the rows with `csv`, collect the amounts per category, then draw one set of bars
+per category, each shifted a little to the right:
+
+```python
+import csv
+from collections import defaultdict
+
+import matplotlib.pyplot as plt
+
+with open("spending.csv", newline="") as f:
+    rows = list(csv.reader(f))
+spent = defaultdict(dict)  # category -> month
+for month, kind, amount in rows:
+    spent[kind][month] = float(amount)
+months = sorted({month for month, _, _ in rows})
+
+slots, width = range(len(months)), 0.8 / len(spent)
+for i, kind in enumerate(spent):
+    xs = [x + i * width for x in slots]
+    ys = [spent[kind][m] for m in months]
+    plt.bar(xs, ys, width, label=kind)
+plt.xticks(slots, months, rotation=45)
+plt.legend()
+plt.tight_layout()
+plt.show()
+```
+
+- Each category gets its own colour and a legend entry.
+- For stacked bars instead, pass `bottom=` with the running totals.
+- `plt.savefig("spending.png", dpi=150)` writes a file for a report.""",
+)
+LOG = "\n".join(
+    f"09:{i // 8 + 6:02d}:{i * 7 % 60:02d} INFO sync worker={i % 3} notes={i * 13 % 70 + 4}"
+    f" took={i * 37 % 90 + 8}ms"
+    for i in range(96)
+)
+CRASH = (
+    f"Our notes app's sync worker keeps dying. What is wrong? The log:\n\n```\n{LOG}\n"
+    "09:18:02 ERROR sync worker=2 failed\nTraceback (most recent call last):\n"
+    '  File "notes/sync.py", line 88, in flush\n    db.executemany(INSERT, batch)\n'
+    "sqlite3.OperationalError: database is locked\n```",
+    """The last line says it: **`database is locked`**. Three workers write to one SQLite file,
+and worker 2 waited longer than the default 5 seconds for another one's write to end.
+
+- The syncs before it were quick (8 to 97 ms), so this is contention, not a slow disk.
+- `executemany` on a big batch holds the write lock for the whole batch.
+- Readers block writers too, unless the database is in WAL mode.
+
+Give the connection a longer timeout, switch to WAL once, and write in smaller batches:
+
+```python
+db = sqlite3.connect("notes.db", timeout=30)
+db.execute("PRAGMA journal_mode=WAL")
+
+for start in range(0, len(batch), 500):
+    with db:  # one short transaction each
+        rows = batch[start : start + 500]
+        db.executemany(INSERT, rows)
+```
+
+If it still happens, let one worker own every write and hand it the batches through a queue.""",
+)
+ANSWERS = dict([CONTEXT, TRIM, CHART, CRASH])
+
+
+def demo_responder(model: str, messages: list[dict[str, Any]], tools: Any) -> str:
+    """The canned answer to the last user message."""
+    asked = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
+    return ANSWERS.get(asked.strip(), "(No canned answer for this prompt.)")
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Wait, running the event loop, until ``condition()`` holds."""
+    for _ in range(600):
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    raise TimeoutError("the demo got stuck")
+
+
+async def play(app: Any, server: Any, theme: str, out: Path) -> None:
+    """Open the desktop, hold three conversations and grab it while two answers stream."""
+    from PySide6.QtCore import Qt
+
+    from llmos.config import load_settings
+    from llmos.desktop.desktop_window import DesktopWindow
+    from llmos.desktop.theme import apply_theme
+
+    flags = {"engine": "ollama", "ollama_host": server.host, "parallel": 3, "num_ctx": 4096}
+    settings = load_settings({**flags, "model": "qwen2.5:7b", "embed_model": "none"})
+    apply_theme(app, theme)
+    window = DesktopWindow(settings)
+    window.resize(*SIZE)
+    window.resizeDocks([window.task_manager_dock], [DOCK_WIDTH], Qt.Orientation.Horizontal)
+    window.show()
+    window.start()
+    try:
+        chats = []
+        for _ in range(3):  # one at a time, so that pids and the taskbar follow the windows
+            chat = window.open_app("chat")
+            assert chat is not None
+            await until(lambda chat=chat: chat.pid is not None)
+            chats.append(chat)
+        # One tall window on the left, two stacked on the right.
+        area, gap = window.workspace.viewport().rect(), 8
+        width, height = (area.width() - 3 * gap) // 2, (area.height() - 3 * gap) // 2
+        subs = {sub.widget(): sub for sub in window.workspace.subWindowList()}
+        subs[chats[0]].setGeometry(gap, gap, width, area.height() - 2 * gap)
+        subs[chats[1]].setGeometry(2 * gap + width, gap, width, height)
+        subs[chats[2]].setGeometry(2 * gap + width, 2 * gap + height, width, height)
+
+        async def ask(chat: Any, prompt: tuple[str, str]) -> None:
+            chat.composer.setPlainText(prompt[0])
+            chat.send()
+            await asyncio.sleep(1.0)
+
+        for index, prompt in [(0, CONTEXT), (2, CRASH), (1, CHART)]:
+            await ask(chats[index], prompt)
+        await until(lambda: not chats[0].generating)
+        await ask(chats[0], TRIM)
+        await until(lambda: not chats[2].generating)
+        await asyncio.sleep(2.0)  # the history graph steps down as one answer ends
+
+        window.workspace.setActiveSubWindow(subs[chats[0]])
+        window.task_manager.select_pid(chats[0].pid or 0)
+        window.workspace.refresh_wallpaper()
+        await asyncio.sleep(0.3)  # let everything repaint
+        if not (chats[0].generating and chats[1].generating):
+            print(f"{out.name}: an answer ended before the capture", file=sys.stderr)
+        save(window.grab().toImage(), out)
+        for chat in chats:  # end the answers first, as a user would, then close
+            chat.stop()
+        await until(lambda: not any(c.generating for c in chats))
+    finally:
+        await window.shutdown()
+
+
+def save(image: Any, path: Path) -> None:
+    """Save ``image`` as an opaque PNG, compressed as far as Qt goes."""
+    from PySide6.QtGui import QImage
+
+    image = image.convertToFormat(QImage.Format.Format_RGB32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not image.save(str(path), "PNG", 0):
+        raise OSError(f"could not write {path}")
+    print(f"{path.relative_to(ROOT)}: {image.width()}x{image.height()}, {path.stat().st_size:,} B")
+
+
+def render(theme: str, out: Path) -> None:
+    """Render one picture in this process, on an isolated config and data dir."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    for name in [n for n in os.environ if n.startswith(("LLMOS_", "OLLAMA_"))]:
+        del os.environ[name]
+    import qasync
+    from PySide6.QtCore import qInstallMessageHandler
+    from PySide6.QtWidgets import QApplication
+
+    sys.path.insert(0, str(ROOT))
+    from tests.ollama_server import ModelSpec, OllamaTestServer
+
+    def quiet(mode: Any, context: Any, message: str) -> None:
+        if "propagateSizeHints" not in message:  # offscreen cannot size windows; harmless
+            print(message, file=sys.stderr)
+
+    qInstallMessageHandler(quiet)
+    models = [
+        ModelSpec("qwen2.5:7b", "qwen2", 32768, ["completion", "tools"], parameter_size="7.6B"),
+        ModelSpec("nomic-embed-text:latest", "nomic-bert", 2048, ["embedding"], 768),
+    ]
+    app = QApplication(sys.argv[:1])
+    app.setApplicationName("LLM-OS")
+    with tempfile.TemporaryDirectory(prefix="llmos-shots-") as temp:
+        os.environ["LLMOS_CONFIG"] = str(Path(temp) / "config.toml")
+        os.environ["LLMOS_DATA_DIR"] = str(Path(temp) / "data")
+        with OllamaTestServer(models, token_delay=TOKEN_DELAY) as server:
+            server.responder = demo_responder
+            with asyncio.Runner(loop_factory=qasync.QEventLoop) as runner:
+                runner.run(play(app, server, theme, out))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Render the README screenshots.")
+    parser.add_argument("--theme", choices=["light", "dark"], help="render one picture")
+    parser.add_argument("--scale", type=int, default=1, help="with --theme: QT_SCALE_FACTOR")
+    args = parser.parse_args()
+    if args.theme:
+        os.environ["QT_SCALE_FACTOR"] = str(args.scale)
+        suffix = args.theme if args.scale == 1 else f"{args.scale * 100}"
+        render(args.theme, IMAGES / f"desktop-{suffix}.png")
+        return
+    # Separate processes: QT_SCALE_FACTOR is read once, and a theme switched live would
+    # leave the earlier chat bubbles in the old colours.
+    runs = [("light", 1), ("dark", 1), ("light", 2)]
+    children = [
+        subprocess.Popen([sys.executable, __file__, "--theme", theme, "--scale", str(scale)])
+        for theme, scale in runs
+    ]
+    if any(child.wait() for child in children):
+        sys.exit("a screenshot failed")
+
+
+if __name__ == "__main__":
+    main()
