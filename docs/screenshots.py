@@ -22,6 +22,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import qasync
+from PySide6.QtCore import Qt, qInstallMessageHandler
+from PySide6.QtGui import QImage
+from PySide6.QtWidgets import QApplication
+
+from llmos.config import load_settings
+from llmos.desktop.desktop_window import DesktopWindow
+from llmos.desktop.theme import apply_theme
+
 ROOT = Path(__file__).resolve().parent.parent
 IMAGES = ROOT / "docs" / "images"
 SIZE = (1440, 900)
@@ -46,32 +55,29 @@ runs out:
 
 ```python
 def fit(messages, budget, reserve=512):
-    # The system prompt, then the newest turns.
     system, *turns = messages
     room = budget - reserve - count(system)
     kept = []
     for message in reversed(turns):
-        room -= count(message) + 4  # role tags
+        room -= count(message)
         if room < 0 and kept:
             break
         kept.append(message)
     return [system, *reversed(kept)]
 
 
-def count(message):
-    return len(message["content"]) // 4 + 1
+def count(message):  # about 4 characters a token
+    return len(message["content"]) // 4 + 4
 ```
 
-For very long chats, summarise the dropped turns into one short message instead of losing them
-outright: the model keeps the gist at a fraction of the tokens. A cheap way is to ask the same
-model for a three-line summary whenever more than a quarter of the history would go, and to pin
-that summary right after the system prompt so that it is never dropped itself.""",
+For very long chats, summarise the dropped turns into one short message pinned after the system
+prompt: the model keeps the gist at a fraction of the tokens.""",
 )
 # Pasted data makes long prompts, so the three windows use visibly different context RAM.
 CSV = "\n".join(
-    f"2024-{m:02d},{kind},{(m * 37 + len(kind) * 53) % 300 + 40}.{m * 7 % 100:02d}"
+    f"2024-{m:02d},{kind},{(m * (k + 3) * 37 + k * 211) % 400 + 60}.{(m * 13 + k * 29) % 100:02d}"
     for m in range(1, 13)
-    for kind in ("rent", "groceries", "travel", "utilities")
+    for k, kind in enumerate(("rent", "groceries", "travel", "utilities"))
 )
 CHART = (
     f"Plot this as a grouped bar chart, one bar per category and month:\n\n```\n{CSV}\n```",
@@ -91,7 +97,8 @@ for month, kind, amount in rows:
     spent[kind][month] = float(amount)
 months = sorted({month for month, _, _ in rows})
 
-slots, width = range(len(months)), 0.8 / len(spent)
+slots = range(len(months))
+width = 0.8 / len(spent)
 for i, kind in enumerate(spent):
     xs = [x + i * width for x in slots]
     ys = [spent[kind][m] for m in months]
@@ -102,18 +109,17 @@ plt.tight_layout()
 plt.show()
 ```
 
-- Each category gets its own colour and a legend entry.
 - For stacked bars instead, pass `bottom=` with the running totals.
 - `plt.savefig("spending.png", dpi=150)` writes a file for a report.""",
 )
 LOG = "\n".join(
-    f"09:{i // 8 + 6:02d}:{i * 7 % 60:02d} INFO sync worker={i % 3} notes={i * 13 % 70 + 4}"
+    f"09:{i // 8 + 6:02d}:{i * 7 % 60:02d} INFO sync w{i % 3} notes={i * 13 % 70 + 4}"
     f" took={i * 37 % 90 + 8}ms"
     for i in range(96)
 )
 CRASH = (
     f"Our notes app's sync worker keeps dying. What is wrong? The log:\n\n```\n{LOG}\n"
-    "09:18:02 ERROR sync worker=2 failed\nTraceback (most recent call last):\n"
+    "09:18:02 ERROR sync w2 failed\nTraceback (most recent call last):\n"
     '  File "notes/sync.py", line 88, in flush\n    db.executemany(INSERT, batch)\n'
     "sqlite3.OperationalError: database is locked\n```",
     """The last line says it: **`database is locked`**. Three workers write to one SQLite file,
@@ -133,9 +139,7 @@ for start in range(0, len(batch), 500):
     with db:  # one short transaction each
         rows = batch[start : start + 500]
         db.executemany(INSERT, rows)
-```
-
-If it still happens, let one worker own every write and hand it the batches through a queue.""",
+```""",
 )
 ANSWERS = dict([CONTEXT, TRIM, CHART, CRASH])
 
@@ -155,14 +159,8 @@ async def until(condition: Callable[[], bool]) -> None:
     raise TimeoutError("the demo got stuck")
 
 
-async def play(app: Any, server: Any, theme: str, out: Path) -> None:
+async def play(app: QApplication, server: Any, theme: str, out: Path) -> None:
     """Open the desktop, hold three conversations and grab it while two answers stream."""
-    from PySide6.QtCore import Qt
-
-    from llmos.config import load_settings
-    from llmos.desktop.desktop_window import DesktopWindow
-    from llmos.desktop.theme import apply_theme
-
     flags = {"engine": "ollama", "ollama_host": server.host, "parallel": 3, "num_ctx": 4096}
     settings = load_settings({**flags, "model": "qwen2.5:7b", "embed_model": "none"})
     apply_theme(app, theme)
@@ -212,10 +210,8 @@ async def play(app: Any, server: Any, theme: str, out: Path) -> None:
         await window.shutdown()
 
 
-def save(image: Any, path: Path) -> None:
+def save(image: QImage, path: Path) -> None:
     """Save ``image`` as an opaque PNG, compressed as far as Qt goes."""
-    from PySide6.QtGui import QImage
-
     image = image.convertToFormat(QImage.Format.Format_RGB32)
     path.parent.mkdir(parents=True, exist_ok=True)
     if not image.save(str(path), "PNG", 0):
@@ -228,10 +224,6 @@ def render(theme: str, out: Path) -> None:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     for name in [n for n in os.environ if n.startswith(("LLMOS_", "OLLAMA_"))]:
         del os.environ[name]
-    import qasync
-    from PySide6.QtCore import qInstallMessageHandler
-    from PySide6.QtWidgets import QApplication
-
     sys.path.insert(0, str(ROOT))
     from tests.ollama_server import ModelSpec, OllamaTestServer
 
@@ -240,16 +232,12 @@ def render(theme: str, out: Path) -> None:
             print(message, file=sys.stderr)
 
     qInstallMessageHandler(quiet)
-    models = [
-        ModelSpec("qwen2.5:7b", "qwen2", 32768, ["completion", "tools"], parameter_size="7.6B"),
-        ModelSpec("nomic-embed-text:latest", "nomic-bert", 2048, ["embedding"], 768),
-    ]
+    model = ModelSpec("qwen2.5:7b", "qwen2", 32768, ["completion", "tools"], parameter_size="7.6B")
     app = QApplication(sys.argv[:1])
-    app.setApplicationName("LLM-OS")
     with tempfile.TemporaryDirectory(prefix="llmos-shots-") as temp:
         os.environ["LLMOS_CONFIG"] = str(Path(temp) / "config.toml")
         os.environ["LLMOS_DATA_DIR"] = str(Path(temp) / "data")
-        with OllamaTestServer(models, token_delay=TOKEN_DELAY) as server:
+        with OllamaTestServer([model], token_delay=TOKEN_DELAY) as server:
             server.responder = demo_responder
             with asyncio.Runner(loop_factory=qasync.QEventLoop) as runner:
                 runner.run(play(app, server, theme, out))

@@ -44,9 +44,9 @@ def test_a_broken_app_is_skipped_not_fatal(tmp_path):
     make_app(tmp_path, "broken", "id = = \n")
     make_app(tmp_path, "notes", 'id = "notes"\nname = "Notes"\n')
     registry = AppRegistry([resource_path("apps"), tmp_path])
-    assert {app.id for app in registry} == {"chat", "notes"}
+    assert {app.id for app in registry} == {"chat", "coder", "writer", "notes"}
     assert len(registry.errors) == 1 and "broken" in registry.errors[0]
-    with pytest.raises(AppNotFound, match="Installed apps: chat, notes"):
+    with pytest.raises(AppNotFound, match="Installed apps: chat, coder, notes, writer"):
         registry.get("nope")
 
 

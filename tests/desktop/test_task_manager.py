@@ -12,17 +12,16 @@ from PySide6.QtCore import QPoint, QRectF, Qt
 from PySide6.QtGui import QColor, QImage, QPainter
 
 from llmos.desktop.bridge import KernelBridge
+from llmos.desktop.process_table import CALLS, PID, PRIORITY, RAM, RATE, STATE
 from llmos.desktop.ram_bar import USAGE_ROLE, RamMeter, paint_ram_bar, ram_text
 from llmos.desktop.session import DesktopSession
-from llmos.desktop.task_manager import CALLS, PID, PRIORITY, RAM, RATE, STATE, TaskManager
+from llmos.desktop.task_manager import TaskManager
 from llmos.desktop.theme import current_theme
 from llmos.drivers.base import Message
 from llmos.kernel.context import ContextUsage, Segment
 from llmos.kernel.kernel import Kernel
 from llmos.kernel.process import Process
 from tests.fakes import FakeDriver, default_answer
-
-# Showing a top-level window on the offscreen platform says this once; it is harmless.
 
 
 def _answer(messages: Sequence[Message]) -> str:

@@ -38,6 +38,7 @@ from llmos.drivers.model_store import ModelFileError
 log = logging.getLogger(__name__)
 
 WINDOW_SIZE = (660, 540)
+TASK_MANAGER_WIDTH = 520
 CASCADE_STEP = 28
 
 
@@ -98,6 +99,7 @@ class DesktopWindow(QMainWindow):
         self.session.statusChanged.connect(self._on_status)
         self._on_status()
         self.resize(1280, 800)
+        self.resizeDocks([self.task_manager_dock], [TASK_MANAGER_WIDTH], Qt.Orientation.Horizontal)
 
     # -- set-up --------------------------------------------------------------------------------
 

@@ -67,7 +67,7 @@ class Launcher(QFrame):
         layout.addWidget(self.apps, 1)
         layout.addWidget(self.empty)
         layout.addLayout(footer)
-        self.resize(380, 460)
+        self.setFixedWidth(400)
 
     def set_apps(self, apps: Iterable[AppManifest]) -> None:
         self.apps.clear()
@@ -78,6 +78,11 @@ class Launcher(QFrame):
             item.setSizeHint(QSize(0, ICON_SIZE + 16))
             self.apps.addItem(item)
         self._filter(self.search.text())
+        # As tall as the apps need, up to a screenful of them.
+        rows = min(max(self.apps.count(), 3), 8)
+        list_height = rows * (ICON_SIZE + 16 + 2 * self.apps.spacing()) + 2 * self.apps.frameWidth()
+        self.apps.setFixedHeight(list_height)
+        self.adjustSize()
 
     def popup_at(self, bottom_left: QPoint) -> None:
         """Show with the bottom-left corner at ``bottom_left`` (global), focused on search."""

@@ -54,7 +54,10 @@ async def _desktop(settings: Settings) -> int:
     from llmos.desktop.desktop_window import DesktopWindow
 
     window = DesktopWindow(settings)
-    window.show()
+    screen = window.screen()
+    if screen is not None:  # the whole screen, even where no window manager maximises
+        window.setGeometry(screen.availableGeometry())
+    window.showMaximized()
     window.start()
     try:
         await window.closed

@@ -1,0 +1,177 @@
+"""The task manager's table: one row per live process, updated in place.
+
+Rows change structure only when a process starts or ends; a bridge tick repaints the values
+with one ``dataChanged``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtWidgets import QWidget
+
+from llmos.desktop.ram_bar import USAGE_ROLE, ram_tooltip
+from llmos.desktop.session import DesktopSession
+from llmos.desktop.theme import current_theme
+from llmos.kernel.errors import NoSuchProcess
+from llmos.kernel.process import Process, ProcessState
+
+# Context RAM comes right after the app: it is what the task manager is for, and it must be
+# visible without scrolling in a docked panel.
+COLUMNS = (
+    "PID", "App", "Context RAM", "State", "Tokens/s", "Model", "Priority",
+    "Calls", "Evictions", "Page-ins", "Wall time",
+)  # fmt: skip
+PID, APP, RAM, STATE, RATE, MODEL, PRIORITY, CALLS, EVICTIONS, PAGE_INS, WALL = range(11)
+NUMERIC = frozenset({PID, PRIORITY, RATE, CALLS, EVICTIONS, PAGE_INS, WALL})
+SORT_ROLE = Qt.ItemDataRole.UserRole + 1
+"""Model role with each cell's sort key (numbers for numeric columns)."""
+HEADER_TIPS = {
+    RAM: "Context RAM: the tokens of the process's context window, by segment",
+    RATE: "Tokens streamed per second, over the last two seconds",
+    CALLS: "Model calls made",
+    EVICTIONS: "Turns paged out of context RAM into long-term memory",
+    PAGE_INS: "Chunks paged into context RAM from long-term memory",
+    PRIORITY: "Scheduler priority, -10 to 10; higher runs first",
+}
+COLUMN_SAMPLES = {PID: "88888", APP: "Librarian", STATE: "Suspended", MODEL: "qwen2.5:0.5b",
+                  PRIORITY: "+10", RAM: "88.8k / 88.8k tokens · 88.8 KB", RATE: "888.8",
+                  WALL: "88:88:88"}  # fmt: skip
+"""Typical widest contents, for the initial column widths."""
+PRIORITY_RANGE = (-10, 10)
+_ROOT = QModelIndex()
+
+
+def wall_time(seconds: float) -> str:
+    whole = int(seconds)
+    return f"{whole // 3600}:{whole // 60 % 60:02}:{whole % 60:02}"
+
+
+class ProcessTableModel(QAbstractTableModel):
+    """One row per live process of the session's kernel, read live from the kernel.
+
+    Signals:
+        None (beyond QAbstractTableModel's).
+    """
+
+    def __init__(
+        self, session: DesktopSession, rate: Callable[[int], float], parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self._session = session
+        self._rate = rate
+        self.pids: list[int] = []
+
+    def process(self, row: int) -> Process | None:
+        kernel = self._session.kernel
+        if kernel is None or not 0 <= row < len(self.pids):
+            return None
+        try:
+            return kernel.get(self.pids[row])
+        except NoSuchProcess:
+            return None
+
+    # -- structure ---------------------------------------------------------------------------
+
+    def add(self, pid: int) -> None:
+        if pid not in self.pids:
+            self.beginInsertRows(_ROOT, len(self.pids), len(self.pids))
+            self.pids.append(pid)
+            self.endInsertRows()
+
+    def remove(self, pid: int) -> None:
+        if pid in self.pids:
+            row = self.pids.index(pid)
+            self.beginRemoveRows(_ROOT, row, row)
+            del self.pids[row]
+            self.endRemoveRows()
+
+    def sync(self) -> None:
+        """Match the rows to the kernel's live processes (on start-up and kernel changes)."""
+        kernel = self._session.kernel
+        alive = [p.pid for p in kernel.processes if p.alive] if kernel else []
+        for pid in [pid for pid in self.pids if pid not in alive]:
+            self.remove(pid)
+        for pid in alive:
+            self.add(pid)
+
+    def refresh(self, pid: int | None = None) -> None:
+        """Tell the views that the values moved on (of every row, or of ``pid``'s)."""
+        if pid in self.pids:
+            first = last = self.pids.index(pid)
+        elif pid is None and self.pids:
+            first, last = 0, len(self.pids) - 1
+        else:
+            return
+        self.dataChanged.emit(self.index(first, 0), self.index(last, len(COLUMNS) - 1))
+
+    # -- QAbstractTableModel -------------------------------------------------------------------
+
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = _ROOT) -> int:
+        return 0 if parent.isValid() else len(self.pids)
+
+    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = _ROOT) -> int:
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
+        if orientation != Qt.Orientation.Horizontal:
+            return None
+        if role == Qt.ItemDataRole.DisplayRole:
+            return COLUMNS[section]
+        return HEADER_TIPS.get(section) if role == Qt.ItemDataRole.ToolTipRole else None
+
+    def data(
+        self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
+        process = self.process(index.row())
+        if process is None:
+            return None
+        column = index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self._cell(process, column)[1]
+        if role == SORT_ROLE:
+            return self._cell(process, column)[0]
+        if role == USAGE_ROLE and column == RAM:
+            return (process.usage, process.budget)
+        if role == Qt.ItemDataRole.ToolTipRole and column == RAM:
+            return ram_tooltip(process.usage, process.budget)
+        if role == Qt.ItemDataRole.TextAlignmentRole and column in NUMERIC:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == Qt.ItemDataRole.ForegroundRole and column == STATE:
+            theme, state = current_theme(), ProcessState
+            colours = {
+                state.RUNNING: theme.ok,
+                state.WAITING: theme.warn,
+                state.SUSPENDED: theme.muted,
+            }
+            return colours.get(process.state)
+        return None
+
+    def _cell(self, process: Process, column: int) -> tuple[int | float | str, str]:
+        """One cell's (sort key, text)."""
+        counters = process.counters
+        if column == PID:
+            return process.pid, str(process.pid)
+        if column == APP:
+            return process.app.name.casefold(), process.app.name
+        if column == STATE:
+            return process.state.value, process.state.value.capitalize()
+        if column == MODEL:
+            return process.model.casefold(), process.model
+        if column == PRIORITY:
+            return process.priority, f"{process.priority:+d}" if process.priority else "0"
+        if column == RAM:
+            return (process.usage.used if process.usage else 0), ""  # drawn by RamDelegate
+        if column == RATE:
+            rate = self._rate(process.pid)
+            return rate, f"{rate:.1f}"
+        if column == WALL:
+            return counters.wall_seconds, wall_time(counters.wall_seconds)
+        count = {CALLS: counters.model_calls, EVICTIONS: counters.evictions}.get(
+            column, counters.page_ins
+        )
+        return count, str(count)
