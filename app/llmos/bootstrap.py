@@ -125,18 +125,23 @@ async def _embedded(settings: Settings, progress: Progress | None, reason: str) 
     return EngineChoice(driver, reason, name)
 
 
+def build_scheduler(settings: Settings, driver: ModelDriver) -> Scheduler:
+    """The scheduler for ``driver``'s slots."""
+    # llama.cpp in this process runs one generation at a time.
+    slots = 1 if isinstance(driver, EmbeddedDriver) else settings.parallel
+    return Scheduler(slots=slots)
+
+
 def build_kernel(
     settings: Settings, *, driver: ModelDriver | None = None, bus: EventBus | None = None
 ) -> Kernel:
     """A kernel wired from ``settings`` on ``driver`` (Ollama at the configured host when
     none is given; use :func:`open_kernel` to choose the engine)."""
     driver = driver or OllamaDriver(settings.ollama_host)
-    # llama.cpp in this process runs one generation at a time.
-    slots = 1 if isinstance(driver, EmbeddedDriver) else settings.parallel
     return Kernel(
         driver,
         apps=AppRegistry.default(settings.data_dir),
-        scheduler=Scheduler(slots=slots),
+        scheduler=build_scheduler(settings, driver),
         bus=bus or EventBus(),
         default_model=settings.model,
         num_ctx=settings.num_ctx,

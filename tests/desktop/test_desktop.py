@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 from llmos.config import load_settings
 from llmos.desktop.agent_window import AgentWindow
 from llmos.desktop.desktop_window import DesktopWindow
+from llmos.desktop.help_dialog import HelpDialog
 from llmos.desktop.settings_dialog import SettingsDialog
 from llmos.desktop.theme import apply_theme
 from llmos.kernel.process import ProcessState
@@ -281,3 +282,39 @@ def test_closing_the_desktop_stops_everything(qtbot, open_desktop):
     assert not desktop.isVisible()
     assert all(not p.alive for p in kernel.processes)
     assert driver.active == 0
+
+
+def test_a_new_ollama_host_applies_without_restart(qtbot, open_desktop, dead_host, ollama_server):
+    desktop = open_desktop(engine="ollama", ollama_host=dead_host)
+    window = open_from_launcher_no_pid(qtbot, desktop)
+    qtbot.waitUntil(window.banner.isVisible, timeout=WAIT)
+
+    desktop.settings_action.trigger()
+    dialog = desktop.findChild(SettingsDialog)
+    dialog.host.setText(ollama_server.host)
+    dialog.button_box.button(dialog.button_box.StandardButton.Save).click()
+    qtbot.waitUntil(lambda: desktop.session.status.connected, timeout=WAIT)
+    assert ollama_server.host in desktop.session.status.location
+    assert load_settings().ollama_host == ollama_server.host
+
+    # The window that could not start retries on the new host.
+    qtbot.mouseClick(window.retry_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.pid is not None, timeout=WAIT)
+    assert not window.banner.isVisible()
+    type_and_send(qtbot, window, "hello again")
+    qtbot.waitUntil(lambda: not window.generating and window.chat.messages == 2, timeout=WAIT)
+
+
+def test_help_lists_every_shortcut(qtbot, open_desktop):
+    desktop = open_desktop(FakeDriver())
+    desktop.help_action.trigger()
+    dialog = desktop.findChild(HelpDialog)
+    qtbot.waitUntil(dialog.isVisible)
+    rows = {
+        dialog.table.item(r, 0).text(): dialog.table.item(r, 1).text()
+        for r in range(dialog.table.rowCount())
+    }
+    assert rows["Open the launcher"].startswith("Ctrl+Space")
+    assert rows["Task manager"] and rows["Quit LLM-OS"] == "Ctrl+Q"
+    assert rows["New line in the message"] == "Shift+Enter"
+    dialog.close()

@@ -182,7 +182,8 @@ class AgentWindow(QWidget):
             kernel = await self.session.kernel_ready()
             self.model_label.setText("Loading the model...")
             # A model chosen in the settings is a wish to honour or explain, not a hint.
-            process = await kernel.spawn(self.manifest, model=self.session.settings.model)
+            chosen = kernel.default_model if self.session.settings.model else None
+            process = await kernel.spawn(self.manifest, model=chosen)
         except (KernelNotRunning, DriverError, KernelError) as error:
             self.model_label.setText("Not running")
             self._show_banner(str(error), retry="spawn")

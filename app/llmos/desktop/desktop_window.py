@@ -34,6 +34,7 @@ from llmos.desktop.theme import apply_theme, icon
 from llmos.desktop.workspace import Workspace
 from llmos.drivers.base import DriverError, ModelDriver
 from llmos.drivers.model_store import ModelFileError
+from llmos.kernel.errors import KernelError
 
 log = logging.getLogger(__name__)
 
@@ -277,7 +278,7 @@ class DesktopWindow(QMainWindow):
     async def _switch(self, settings: Settings) -> None:
         try:
             await self.session.apply(settings)
-        except (DriverError, ModelFileError) as error:
+        except (DriverError, ModelFileError, KernelError) as error:
             self.session.settings = replace(self.session.settings, theme=settings.theme)
             box = QMessageBox(
                 QMessageBox.Icon.Warning,

@@ -16,7 +16,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
-from llmos.bootstrap import build_kernel, choose_engine, open_kernel
+from llmos.bootstrap import build_kernel, build_scheduler, choose_engine, open_kernel
 from llmos.config import Settings
 from llmos.drivers.base import DriverError, ModelDriver, ModelInfo
 from llmos.drivers.model_store import ModelFileError, Progress
@@ -80,6 +80,10 @@ class DesktopSession(QObject):
         self.status = KernelStatus()
         self._driver = driver
         self._ready: asyncio.Future[Kernel] | None = None
+        self._boot: asyncio.Task[None] | None = None
+        self._health: asyncio.Task[None] | None = None
+        self._engine_model: str | None = None
+        """The embedded engine's one model (Ollama has many: None)."""
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
 
@@ -90,7 +94,7 @@ class DesktopSession(QObject):
         if self._ready is None or self._ready.done():
             # A start that was cut short keeps its future: windows waiting on it still hear.
             self._ready = asyncio.get_running_loop().create_future()
-        self.run(self._boot(), "llmos-boot")
+        self._boot = self.run(self._start_kernel(), "llmos-boot")
 
     async def kernel_ready(self) -> Kernel:
         """The running kernel, once it has started.
@@ -102,7 +106,7 @@ class DesktopSession(QObject):
             raise KernelNotRunning("The desktop has not started its kernel.")
         return await asyncio.shield(self._ready)
 
-    async def _boot(self) -> None:
+    async def _start_kernel(self) -> None:
         assert self._ready is not None
         ready = self._ready
         self._set(phase="starting", message="Starting the model engine...", connected=False)
@@ -115,6 +119,8 @@ class DesktopSession(QObject):
                     self.settings, bus=self.bus, progress=self._progress_from_thread()
                 )
                 reason = choice.reason
+                if choice.driver.kind == "embedded":
+                    self._engine_model = choice.model
         except (DriverError, ModelFileError) as error:
             self._set(phase="failed", message=str(error), connected=False, progress=None)
             if not ready.done():
@@ -132,7 +138,7 @@ class DesktopSession(QObject):
         )
         if not ready.done():
             ready.set_result(kernel)
-        self.run(self._watch_health(kernel), "llmos-health")
+        self._health = self.run(self._watch_health(kernel), "llmos-health")
 
     def _progress_from_thread(self) -> Progress:
         loop = asyncio.get_running_loop()
@@ -175,15 +181,21 @@ class DesktopSession(QObject):
 
         Raises:
             DriverError, ModelFileError: the new backend cannot run (nothing changed).
+            KernelError: a process's app has no usable model on the new backend.
         """
         old, self.settings = self.settings, settings
         kernel = self.kernel
         if kernel is None:
             # The kernel never started (or is still starting): start again on the new settings.
-            self._cancel_tasks()
+            if self._boot is not None:
+                self._boot.cancel()
             self.start()
             return
-        moved = (old.engine, old.ollama_host) != (settings.engine, settings.ollama_host)
+        moved = (old.engine, old.ollama_host, old.model) != (
+            settings.engine,
+            settings.ollama_host,
+            settings.model,
+        )
         if moved and self._driver is None:
             self._set(message="Switching the model engine...")
             try:
@@ -192,17 +204,18 @@ class DesktopSession(QObject):
                 self.settings = old
                 self._set(message="")
                 raise
-            self._cancel_tasks()
-            await kernel.switch_driver(choice.driver, scheduler=build_kernel(settings).scheduler)
+            if self._health is not None:
+                self._health.cancel()
+            self._engine_model = choice.model if choice.driver.kind == "embedded" else None
+            await kernel.switch_driver(
+                choice.driver, scheduler=build_scheduler(settings, choice.driver)
+            )
             self._set(
                 engine=kernel.driver.kind, location=kernel.driver.location, message=choice.reason
             )
-            if settings.model is None:
-                kernel.default_model = choice.model
-            self.run(self._watch_health(kernel), "llmos-health")
+            self._health = self.run(self._watch_health(kernel), "llmos-health")
         kernel.num_ctx = settings.num_ctx
-        if settings.model is not None or not moved:
-            kernel.default_model = settings.model or kernel.default_model
+        kernel.default_model = self._engine_model or settings.model
         self._set(model=kernel.default_model or "")
 
     # -- shutdown ----------------------------------------------------------------------------
@@ -220,12 +233,13 @@ class DesktopSession(QObject):
 
     # -- internals ---------------------------------------------------------------------------
 
-    def run(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+    def run(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         """Run ``coro`` as a task the session owns: cancelled at shutdown, failures logged."""
         task = asyncio.get_running_loop().create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         task.add_done_callback(_log_failure)
+        return task
 
     def _cancel_tasks(self) -> None:
         for task in self._tasks:
