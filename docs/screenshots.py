@@ -1,13 +1,9 @@
-"""Render the README screenshots of the desktop, headless, against a canned model server.
+"""The README screenshots: the real desktop, headless, answered by a canned model server.
 
-Usage:
-    .venv/bin/python docs/screenshots.py
-
-re-renders docs/images/desktop-light.png and desktop-dark.png (1440x900) and desktop-200.png
-(the same desktop at QT_SCALE_FACTOR=2, 2880x1800). Each picture is one run of this script
-(``--theme``, ``--scale``) in its own process, all three at once. The answers are the canned
-Markdown below, served by tests/ollama_server.py over real HTTP, so the pictures show the real
-widgets without a real model; config and data go to a temporary folder, never the user's.
+Usage: ``.venv/bin/python docs/screenshots.py`` re-renders docs/images/desktop-light.png,
+desktop-dark.png (1440x900) and desktop-200.png (QT_SCALE_FACTOR=2, 2880x1800), each in its own
+process (``--theme``, ``--scale``). tests/ollama_server.py serves the canned Markdown answers below
+over real HTTP; config and data go to a temporary folder, never the user's.
 """
 
 from __future__ import annotations
@@ -81,8 +77,7 @@ CSV = "\n".join(
 )
 CHART = (
     f"Plot this as a grouped bar chart, one bar per category and month:\n\n```\n{CSV}\n```",
-    """Read the rows with `csv`, collect the amounts per category, then draw one set of bars
-per category, each shifted a little to the right:
+    """Collect the amounts per category, then draw one set of bars per category, side by side:
 
 ```python
 import csv
@@ -109,8 +104,8 @@ plt.tight_layout()
 plt.show()
 ```
 
-- For stacked bars instead, pass `bottom=` with the running totals.
-- `plt.savefig("spending.png", dpi=150)` writes a file for a report.""",
+For stacked bars instead, pass `bottom=` with the running totals; `plt.savefig("spending.png")`
+writes a file for a report.""",
 )
 LOG = "\n".join(
     f"09:{i // 8 + 6:02d}:{i * 7 % 60:02d} INFO sync w{i % 3} notes={i * 13 % 70 + 4}"
@@ -139,7 +134,9 @@ for start in range(0, len(batch), 500):
     with db:  # one short transaction each
         rows = batch[start : start + 500]
         db.executemany(INSERT, rows)
-```""",
+```
+
+If it still happens, let one worker own every write and take batches from a queue.""",
 )
 ANSWERS = dict([CONTEXT, TRIM, CHART, CRASH])
 
@@ -227,11 +224,9 @@ def render(theme: str, out: Path) -> None:
     sys.path.insert(0, str(ROOT))
     from tests.ollama_server import ModelSpec, OllamaTestServer
 
-    def quiet(mode: Any, context: Any, message: str) -> None:
-        if "propagateSizeHints" not in message:  # offscreen cannot size windows; harmless
-            print(message, file=sys.stderr)
-
-    qInstallMessageHandler(quiet)
+    qInstallMessageHandler(  # offscreen cannot size native windows: harmless, so not shown
+        lambda mode, context, text: "propagateSizeHints" in text or print(text, file=sys.stderr)
+    )
     model = ModelSpec("qwen2.5:7b", "qwen2", 32768, ["completion", "tools"], parameter_size="7.6B")
     app = QApplication(sys.argv[:1])
     with tempfile.TemporaryDirectory(prefix="llmos-shots-") as temp:
@@ -255,12 +250,11 @@ def main() -> None:
         return
     # Separate processes: QT_SCALE_FACTOR is read once, and a theme switched live would
     # leave the earlier chat bubbles in the old colours.
-    runs = [("light", 1), ("dark", 1), ("light", 2)]
     children = [
-        subprocess.Popen([sys.executable, __file__, "--theme", theme, "--scale", str(scale)])
-        for theme, scale in runs
+        subprocess.Popen([sys.executable, __file__, "--theme", theme, "--scale", scale])
+        for theme, scale in [("light", "1"), ("dark", "1"), ("light", "2")]
     ]
-    if any(child.wait() for child in children):
+    if any([child.wait() for child in children]):  # a list: wait for every one
         sys.exit("a screenshot failed")
 
 

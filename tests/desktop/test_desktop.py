@@ -86,7 +86,7 @@ def test_three_apps_from_the_launcher_stream_over_real_http(qtbot, open_desktop,
         b.toolTip()
         for b in desktop.taskbar.findChildren(type(desktop.taskbar.start_button), "WindowButton")
     }
-    assert taskbar_titles == {f"Chat - {w.pid}" for w in windows}
+    assert taskbar_titles == {f"Chat \u00b7 {w.pid}" for w in windows}
 
     for index, window in enumerate(windows):
         type_and_send(qtbot, window, f"question number {index}")
@@ -269,7 +269,7 @@ def test_shortcuts_switch_close_and_toggle(qtbot, open_desktop):
         assert shortcuts[name], name
 
 
-def test_closing_the_desktop_stops_everything(qtbot, open_desktop):
+def test_closing_the_desktop_stops_everything(qtbot, open_desktop, caplog):
     driver = FakeDriver(token_delay=0.01, answer=long_answer)
     desktop = open_desktop(driver)
     windows = [open_from_launcher(qtbot, desktop) for _ in range(2)]
@@ -282,6 +282,9 @@ def test_closing_the_desktop_stops_everything(qtbot, open_desktop):
     assert not desktop.isVisible()
     assert all(not p.alive for p in kernel.processes)
     assert driver.active == 0
+    qtbot.wait(50)  # the windows' cancelled turns unwind
+    errors = [r.getMessage() for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+    assert not errors
 
 
 def test_a_new_ollama_host_applies_without_restart(qtbot, open_desktop, dead_host, ollama_server):

@@ -130,9 +130,8 @@ class AgentWindow(QWidget):
         starters.addStretch(1)
 
         self.composer = QPlainTextEdit(objectName="Composer")
-        self.composer.setPlaceholderText(
-            f"Message {self.manifest.name}  (Enter sends, Shift+Enter starts a new line)"
-        )
+        self.composer.setPlaceholderText(f"Message {self.manifest.name}...")
+        self.composer.setToolTip("Enter sends; Shift+Enter starts a new line")
         self.composer.setTabChangesFocus(True)
         self.composer.installEventFilter(self)
         self.composer.textChanged.connect(self._fit_composer)
@@ -180,16 +179,22 @@ class AgentWindow(QWidget):
         self._hide_banner()
         try:
             kernel = await self.session.kernel_ready()
+            if self._closed:
+                return
             self.model_label.setText("Loading the model...")
             # A model chosen in the settings is a wish to honour or explain, not a hint.
             chosen = kernel.default_model if self.session.settings.model else None
             process = await kernel.spawn(self.manifest, model=chosen)
         except (KernelNotRunning, DriverError, KernelError) as error:
-            self.model_label.setText("Not running")
-            self._show_banner(str(error), retry="spawn")
+            if not self._closed:
+                self.model_label.setText("Not running")
+                self._show_banner(str(error), retry="spawn")
+            return
+        if self._closed:  # closed while the model loaded: the process has no window
+            kernel.kill(process.pid)
             return
         self.kernel, self.pid = kernel, process.pid
-        self.setWindowTitle(f"{self.manifest.name} - {process.pid}")
+        self.setWindowTitle(f"{self.manifest.name} \u00b7 {process.pid}")
         self.model_label.setText(f"pid {process.pid} \u00b7 {process.model}")
         self.model_label.setToolTip(f"{kernel.driver.kind} at {kernel.driver.location}")
         self._on_usage(process.pid)
@@ -219,33 +224,48 @@ class AgentWindow(QWidget):
         return True
 
     async def _answer(self, kernel: Kernel, pid: int, text: str, mark: int) -> None:
+        # Every path checks _closed: a window closed mid-answer has lost its widgets.
         try:
             result: TurnResult = await kernel.send(pid, text)
         except asyncio.CancelledError:
-            self._bridge.flush()
-            self.chat.end_answer(note="Stopped.")
+            if not self._closed:
+                self._bridge.flush()
+                self.chat.end_answer(note="Stopped.")
             raise
-        except PromptTooLarge as error:
+        except (PromptTooLarge, KernelError) as error:
+            if not self._closed:
+                self._show_failure(error, text, mark)
+        else:
+            if not self._closed:
+                self._show_answer(result)
+        finally:
+            if not self._closed:
+                self._set_generating(False)
+
+    def _show_answer(self, result: TurnResult) -> None:
+        self._bridge.flush()
+        note = ""
+        if result.done_reason == "length":
+            reserve = result.usage.budget - result.usage.prompt_limit
+            note = f"Cut short: answers may use at most {reserve} tokens in this app."
+        self.chat.end_answer(result.answer, note=note)
+
+    def _show_failure(self, error: Exception, text: str, mark: int) -> None:
+        self._bridge.flush()
+        if isinstance(error, PromptTooLarge):
             self._take_back(text, mark)
             self._show_banner(str(error))
-        except ModelCallFailed as failure:
-            self._bridge.flush()
-            if failure.partial:
-                self.chat.end_answer(failure.partial, note="Interrupted: the answer broke off.")
+        elif isinstance(error, ModelCallFailed):
+            if error.partial:
+                self.chat.end_answer(error.partial, note="Interrupted: the answer broke off.")
             else:
                 self._take_back(text, mark)
-            self._show_banner(str(failure.cause), retry="send" if not failure.partial else None)
-        except ProcessGone:
+            self._show_banner(str(error.cause), retry=None if error.partial else "send")
+        elif isinstance(error, ProcessGone):
             self.chat.end_answer(note="The process was ended.")
         else:
-            self._bridge.flush()
-            note = ""
-            if result.done_reason == "length":
-                reserve = result.usage.budget - result.usage.prompt_limit
-                note = f"Cut short: answers may use at most {reserve} tokens in this app."
-            self.chat.end_answer(result.answer, note=note)
-        finally:
-            self._set_generating(False)
+            self.chat.end_answer(note="No answer.")
+            self._show_banner(str(error))
 
     def _take_back(self, text: str, mark: int) -> None:
         """Remove an unsent message from the view and give its text back to the composer."""

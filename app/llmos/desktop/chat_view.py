@@ -12,11 +12,20 @@ import html
 import time
 
 from PySide6.QtCore import QTimer
-from PySide6.QtGui import QColor, QTextCharFormat, QTextCursor, QTextFrameFormat
+from PySide6.QtGui import (
+    QTextBlockFormat,
+    QTextCharFormat,
+    QTextCursor,
+    QTextFormat,
+    QTextFrameFormat,
+)
 from PySide6.QtWidgets import QTextBrowser, QWidget
 
-from llmos.desktop.theme import Theme, current_theme
+from llmos.desktop.theme import current_theme
 
+ROLE_PROPERTY = QTextFormat.Property.UserProperty + 1
+"""Frame format property holding the message's role (to recolour it for a new theme)."""
+CODE_FENCE = QTextFormat.Property.BlockCodeFence
 SLOW_RENDER_MS = 8.0
 """A re-render slower than this spaces the next ones out (very long answers)."""
 
@@ -48,7 +57,9 @@ class ChatView(QTextBrowser):
         self._finish_stream()
         self._open_frame(role, title)
         cursor = self._end_cursor()
+        start = cursor.position()
         cursor.insertMarkdown(text or " ")
+        self._style_blocks(start, cursor.position())
         if note:
             self._insert_note(note)
         self.messages += 1
@@ -134,10 +145,43 @@ class ChatView(QTextBrowser):
         frame = cursor.currentFrame()
         cursor.setPosition(frame.lastPosition(), QTextCursor.MoveMode.KeepAnchor)
         cursor.removeSelectedText()
+        # The emptied block keeps the format of the last block removed (a code block's
+        # no-wrap, say); start the new text from plain formats.
+        cursor.setBlockFormat(QTextBlockFormat())
+        cursor.setCharFormat(QTextCharFormat())
         cursor.insertMarkdown(text)
+        self._style_blocks(self._body_start, cursor.position())
         self._rendered = text
         if at_bottom:
             bar.setValue(bar.maximum())
+
+    def _style_blocks(self, start: int, end: int) -> None:
+        """Give code blocks a background and let their lines wrap: one long line must not
+        scroll the whole conversation sideways."""
+        code = current_theme().alt_base
+        block = self.document().findBlock(start)
+        while block.isValid() and block.position() <= end:
+            block_format = block.blockFormat()
+            if block_format.nonBreakableLines() or block_format.hasProperty(CODE_FENCE):
+                block_format.setNonBreakableLines(False)
+                block_format.setBackground(code)
+                block_format.setLeftMargin(6)
+                cursor = QTextCursor(block)
+                cursor.setBlockFormat(block_format)
+            block = block.next()
+
+    def restyle(self) -> None:
+        """Recolour every message for the current theme (after a theme switch)."""
+        theme = current_theme()
+        for frame in self.document().rootFrame().childFrames():
+            frame_format = frame.frameFormat()
+            role = frame_format.property(ROLE_PROPERTY)
+            frame_format.setBackground(
+                theme.user_bubble if role == "user" else theme.assistant_bubble
+            )
+            frame_format.setBorderBrush(theme.border)
+            frame.setFrameFormat(frame_format)
+        self._style_blocks(0, self.document().characterCount())
 
     def _open_frame(self, role: str, title: str) -> None:
         theme = current_theme()
@@ -145,6 +189,7 @@ class ChatView(QTextBrowser):
         at_bottom = bar.value() >= bar.maximum() - 4
         cursor = self._end_root_cursor()
         frame_format = QTextFrameFormat()
+        frame_format.setProperty(ROLE_PROPERTY, role)
         frame_format.setBackground(theme.user_bubble if role == "user" else theme.assistant_bubble)
         frame_format.setPadding(10)
         frame_format.setTopMargin(0)
@@ -154,7 +199,7 @@ class ChatView(QTextBrowser):
         frame_format.setBorderStyle(QTextFrameFormat.BorderStyle.BorderStyle_Solid)
         cursor.insertFrame(frame_format)
         if title:
-            cursor.insertHtml(_title_html(title, theme))
+            cursor.insertHtml(_title_html(title))
             cursor.insertBlock()
         cursor.setCharFormat(QTextCharFormat())
         if at_bottom:
@@ -182,6 +227,6 @@ class ChatView(QTextBrowser):
         return cursor
 
 
-def _title_html(title: str, theme: Theme) -> str:
-    color = QColor(theme.muted).name()
-    return f'<span style="color:{color}; font-weight:600">{html.escape(title)}</span>'
+def _title_html(title: str) -> str:
+    # No colour of its own: it follows the palette, so a theme switch recolours it.
+    return f'<span style="font-weight:600">{html.escape(title)}</span>'

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from PySide6.QtCore import QPoint, Qt
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QDockWidget,
@@ -39,7 +39,7 @@ from llmos.kernel.errors import KernelError
 log = logging.getLogger(__name__)
 
 WINDOW_SIZE = (660, 540)
-TASK_MANAGER_WIDTH = 520
+TASK_MANAGER_HEIGHT = 250
 CASCADE_STEP = 28
 
 
@@ -73,8 +73,22 @@ class DesktopWindow(QMainWindow):
         self.workspace.subWindowActivated.connect(self._on_activated)
         self.task_manager = TaskManager(self.session, self.bridge)
         self.task_manager.bringToFront.connect(self.bring_to_front)
-        self.task_manager_dock = self._dock("Task manager", "TaskManagerDock", self.task_manager)
-        self.memory_dock = self._dock("Memory", "MemoryDock", _memory_placeholder())
+        self.task_manager_dock = self._dock(
+            "Task manager",
+            "TaskManagerDock",
+            self.task_manager,
+            Qt.DockWidgetArea.BottomDockWidgetArea,
+        )
+        self.task_manager_dock.dockLocationChanged.connect(
+            lambda area: self.task_manager.set_wide(
+                area
+                in (Qt.DockWidgetArea.TopDockWidgetArea, Qt.DockWidgetArea.BottomDockWidgetArea)
+            )
+        )
+        self.task_manager.set_wide(True)
+        self.memory_dock = self._dock(
+            "Memory", "MemoryDock", _memory_placeholder(), Qt.DockWidgetArea.RightDockWidgetArea
+        )
         self.memory_dock.hide()
         self._make_actions()
 
@@ -99,8 +113,9 @@ class DesktopWindow(QMainWindow):
 
         self.session.statusChanged.connect(self._on_status)
         self._on_status()
+        QGuiApplication.styleHints().colorSchemeChanged.connect(self._follow_system_look)
         self.resize(1280, 800)
-        self.resizeDocks([self.task_manager_dock], [TASK_MANAGER_WIDTH], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.task_manager_dock], [TASK_MANAGER_HEIGHT], Qt.Orientation.Vertical)
 
     # -- set-up --------------------------------------------------------------------------------
 
@@ -158,12 +173,12 @@ class DesktopWindow(QMainWindow):
         self.help_action = action("Keyboard shortcuts", "help", ["F1"], self.show_help)
         self.quit_action = action("Quit LLM-OS", "quit", ["Ctrl+Q"], self.close)
 
-    def _dock(self, title: str, name: str, widget: QWidget) -> QDockWidget:
+    def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)
         dock.setObjectName(name)
         dock.setWidget(widget)
         dock.setAllowedAreas(Qt.DockWidgetArea.AllDockWidgetAreas)
-        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+        self.addDockWidget(area, dock)
         return dock
 
     def start(self) -> None:
@@ -269,10 +284,8 @@ class DesktopWindow(QMainWindow):
         dialog.load_models()
 
     def _apply_settings(self, settings: Settings) -> None:
-        app = QApplication.instance()
-        if isinstance(app, QApplication) and settings.theme != self.session.settings.theme:
-            apply_theme(app, settings.theme)
-            self.workspace.refresh_wallpaper()
+        if settings.theme != self.session.settings.theme:
+            self.apply_look(settings.theme)
         self.session.run(self._switch(settings), "llmos-apply-settings")
 
     async def _switch(self, settings: Settings) -> None:
@@ -289,6 +302,21 @@ class DesktopWindow(QMainWindow):
             )
             box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
             box.open()
+
+    def apply_look(self, mode: str) -> None:
+        """Switch the theme live: palette, style sheet, icons, wallpaper and conversations."""
+        app = QApplication.instance()
+        if not isinstance(app, QApplication):
+            return
+        apply_theme(app, mode)
+        self.workspace.refresh_wallpaper()
+        for window in self.agent_windows:
+            window.chat.restyle()
+        self.update()
+
+    def _follow_system_look(self) -> None:
+        if self.session.settings.theme == "system":
+            self.apply_look("system")
 
     def _on_status(self) -> None:
         self.taskbar.show_status(self.session.status)

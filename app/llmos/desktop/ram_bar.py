@@ -128,8 +128,10 @@ def paint_ram_bar(
         if stacked:
             parts = [(usage.segments.get(Segment(k), 0), theme.segments[k]) for k in SEGMENT_ORDER]
         else:
-            used = usage.used
-            parts = [(used, theme.pressure(used / budget))]
+            # Pressure is how full the prompt's share is: the answer's reserve is always
+            # there, so counting it would show a fresh process as half full.
+            pressure = usage.prompt / max(1, usage.prompt_limit)
+            parts = [(usage.used, theme.pressure(pressure))]
         _fill_parts(painter, rect, track, parts, budget)
     painter.restore()
 
@@ -152,6 +154,10 @@ def _fill_parts(
         piece.addRect(QRectF(x, rect.top(), width, rect.height()))
         painter.fillPath(track.intersected(piece), colour)
         x += width
+
+
+TEXT_SAMPLES = ("88.8k / 88.8k tokens \u00b7 888.8 KB", "88.8k / 88.8k tokens", "88.8k / 88.8k")
+"""The widest forms of the meter's text, from the fullest to the most compact."""
 
 
 class RamMeter(QWidget):
@@ -192,7 +198,7 @@ class RamMeter(QWidget):
 
     def sizeHint(self) -> QSize:
         metrics = self.fontMetrics()
-        return QSize(max(220, metrics.horizontalAdvance("0000 / 0000 tokens") + 90), 22)
+        return QSize(metrics.horizontalAdvance(TEXT_SAMPLES[0]) + 110, 22)
 
     def minimumSizeHint(self) -> QSize:
         return QSize(self.BAR_MIN + 8, 16)
@@ -204,10 +210,19 @@ class RamMeter(QWidget):
         full = ram_text(self._usage, self._budget)
         tokens = full.split(" · ")[0]
         # Narrow: drop the bytes, then the unit, rather than the bar.
-        for text in (full, tokens, tokens.removesuffix(" tokens")):
-            if metrics.horizontalAdvance(text) + self.BAR_MIN + 8 <= self.width():
-                break
-        text_width = min(metrics.horizontalAdvance(text), self.width() - self.BAR_MIN - 8)
+        # The text gets the room of its widest form, so the bar keeps its length as the
+        # figures change.
+        forms = list(zip((full, tokens, tokens.removesuffix(" tokens")), TEXT_SAMPLES, strict=True))
+        text, sample = next(
+            (
+                (t, w)
+                for t, w in forms
+                if metrics.horizontalAdvance(w) + self.BAR_MIN + 8 <= self.width()
+            ),
+            forms[-1],
+        )
+        room = metrics.horizontalAdvance(sample)
+        text_width = min(room, self.width() - self.BAR_MIN - 8)
         bar_height = min(10.0, self.height() - 6.0)
         bar = QRectF(1, (self.height() - bar_height) / 2, self.width() - text_width - 9, bar_height)
         paint_ram_bar(painter, bar, self._usage, self._budget, theme, stacked=False)

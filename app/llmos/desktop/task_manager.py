@@ -17,6 +17,7 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QBoxLayout,
     QLabel,
     QMenu,
     QTableView,
@@ -41,6 +42,10 @@ from llmos.desktop.session import DesktopSession
 from llmos.desktop.theme import icon
 from llmos.kernel.context import BYTES_PER_TOKEN_SHOWN
 from llmos.kernel.process import Process, ProcessState
+
+GRAPH_WIDTH = 360
+"""The history graph's width beside the table in a wide panel."""
+QWIDGETSIZE_MAX = (1 << 24) - 1
 
 
 class TaskManager(QWidget):
@@ -81,11 +86,16 @@ class TaskManager(QWidget):
         self.menu = QMenu(self)
         self.menu.addActions(self.actions())
 
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(6, 4, 6, 6)
-        layout.setSpacing(4)
-        for widget in (self.toolbar, self.placeholder, self.table, self.totals, self.graph):
-            layout.addWidget(widget, {self.table: 3, self.graph: 2}.get(widget, 0))
+        processes = QVBoxLayout()
+        processes.setSpacing(4)
+        for widget in (self.toolbar, self.placeholder, self.table, self.totals):
+            processes.addWidget(widget, 1 if widget is self.table else 0)
+        # Docked at the side the graph goes under the table; along the top or bottom, beside it.
+        self._layout = QBoxLayout(QBoxLayout.Direction.TopToBottom, self)
+        self._layout.setContentsMargins(6, 4, 6, 6)
+        self._layout.setSpacing(8)
+        self._layout.addLayout(processes, 3)
+        self._layout.addWidget(self.graph, 2)
 
         self._sampler = QTimer(self, interval=1000)
         self._sampler.timeout.connect(self._sample)
@@ -96,6 +106,12 @@ class TaskManager(QWidget):
         session.statusChanged.connect(self._on_status)
         self.table.selectionModel().selectionChanged.connect(self._update_actions)
         self._on_status()
+
+    def set_wide(self, wide: bool) -> None:
+        """Lay out for a wide, short panel (graph beside the table) or a tall one (below)."""
+        direction = QBoxLayout.Direction.LeftToRight if wide else QBoxLayout.Direction.TopToBottom
+        self._layout.setDirection(direction)
+        self.graph.setMaximumWidth(GRAPH_WIDTH if wide else QWIDGETSIZE_MAX)
 
     def _setup_table(self) -> None:
         table, views = self.table, QAbstractItemView

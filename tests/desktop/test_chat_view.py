@@ -1,0 +1,86 @@
+"""The conversation view: Markdown, streaming into the last message, and themes."""
+
+from __future__ import annotations
+
+import pytest
+
+from llmos.desktop.chat_view import ChatView
+from llmos.desktop.theme import apply_theme, current_theme
+
+PROSE = "A long paragraph of prose that must wrap inside the window. " * 12
+CODE = "```python\ndef greet(name):\n    return 'hello ' + name * 40 + ' and a very long tail'\n```"
+
+
+@pytest.fixture
+def view(qtbot):
+    chat = ChatView()
+    chat.resize(420, 500)
+    qtbot.addWidget(chat)
+    chat.show()
+    return chat
+
+
+def code_blocks(view: ChatView) -> list:
+    blocks, block = [], view.document().begin()
+    while block.isValid():
+        if "def greet" in block.text():
+            blocks.append(block)
+        block = block.next()
+    return blocks
+
+
+def test_a_streamed_answer_wraps_like_a_finished_one(qtbot, view):
+    view.add_message("user", "Show me code", "You")
+    view.begin_answer("Chat")
+    # The stream pauses inside an open code block, then the answer ends in it.
+    for part in (PROSE, "\n\n```python\ndef greet(name):\n", "    return 1\n"):
+        view.append_stream(part)
+        qtbot.waitUntil(lambda: view.streaming_text == view._rendered)
+    view.end_answer(PROSE + "\n\n" + CODE)
+    qtbot.wait(20)
+    assert view.horizontalScrollBar().maximum() == 0  # nothing scrolls sideways
+    paragraph = view.document().find("A long paragraph").block()
+    assert not paragraph.blockFormat().nonBreakableLines()
+    assert paragraph.layout().lineCount() > 3
+    (code,) = code_blocks(view)
+    assert code.blockFormat().background().color() == current_theme().alt_base
+    assert view.messages == 2
+
+
+def test_markdown_renders_lists_and_code(view):
+    view.add_message("assistant", "Steps:\n\n- one\n- two\n\n" + CODE, "Chat")
+    text = view.toPlainText()
+    assert "one" in text and "two" in text and "**" not in text and "```" not in text
+    assert view.document().find("one").block().textList() is not None
+
+
+def test_truncate_removes_what_came_after_the_mark(view):
+    view.add_message("user", "kept", "You")
+    mark = view.mark()
+    view.add_message("user", "unsent", "You")
+    view.begin_answer("Chat")
+    view.truncate(mark)
+    assert "kept" in view.toPlainText() and "unsent" not in view.toPlainText()
+    assert view.messages == 1
+
+
+def test_a_theme_switch_recolours_earlier_messages(qapp, view):
+    view.add_message("user", "question", "You")
+    view.add_message("assistant", "answer", "Chat")
+    try:
+        apply_theme(qapp, "dark")
+        view.restyle()
+        frames = view.document().rootFrame().childFrames()
+        dark = current_theme()
+        assert frames[0].frameFormat().background().color() == dark.user_bubble
+        assert frames[1].frameFormat().background().color() == dark.assistant_bubble
+    finally:
+        apply_theme(qapp, "light")
+
+
+def test_a_thousand_messages(view):
+    for index in range(500):
+        view.add_message("user", f"question {index}", "You")
+        view.add_message("assistant", f"answer {index}\n\n- a\n- b", "Chat")
+    assert view.messages == 1000
+    assert "answer 499" in view.toPlainText()
