@@ -30,7 +30,7 @@ from llmos.desktop.theme import apply_theme
 ROOT = Path(__file__).resolve().parent.parent
 IMAGES = ROOT / "docs" / "images"
 SIZE = (1440, 900)
-DOCK_WIDTH = 560
+DOCK_HEIGHT = 260
 TOKEN_DELAY = 0.06  # seconds a token: about 17 tokens a second for each answer
 
 # (prompt, canned answer); the server answers each prompt with its answer, matched by text.
@@ -163,13 +163,14 @@ async def play(app: QApplication, server: Any, theme: str, out: Path) -> None:
     apply_theme(app, theme)
     window = DesktopWindow(settings)
     window.resize(*SIZE)
-    window.resizeDocks([window.task_manager_dock], [DOCK_WIDTH], Qt.Orientation.Horizontal)
+    window.resizeDocks([window.task_manager_dock], [DOCK_HEIGHT], Qt.Orientation.Vertical)
     window.show()
     window.start()
     try:
         chats = []
-        for _ in range(3):  # one at a time, so that pids and the taskbar follow the windows
-            chat = window.open_app("chat")
+        # One at a time, so that pids and the taskbar follow the windows.
+        for app_id in ("chat", "coder", "chat"):
+            chat = window.open_app(app_id)
             assert chat is not None
             await until(lambda chat=chat: chat.pid is not None)
             chats.append(chat)

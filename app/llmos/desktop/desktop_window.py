@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMdiSubWindow,
     QMessageBox,
-    QVBoxLayout,
+    QToolBar,
     QWidget,
 )
 
@@ -99,13 +99,14 @@ class DesktopWindow(QMainWindow):
         self.taskbar.windowClicked.connect(self._on_taskbar_click)
         self.taskbar.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
         self.taskbar.addActions([self.tile_action, self.cascade_action])
-        central = QWidget()
-        layout = QVBoxLayout(central)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(0)
-        layout.addWidget(self.workspace, 1)
-        layout.addWidget(self.taskbar)
-        self.setCentralWidget(central)
+        self.setCentralWidget(self.workspace)
+        # In a toolbar area the taskbar spans the whole bottom edge, under the docks.
+        taskbar_area = QToolBar("Taskbar", self, objectName="TaskbarArea", movable=False)
+        taskbar_area.setFloatable(False)
+        taskbar_area.setContextMenuPolicy(Qt.ContextMenuPolicy.PreventContextMenu)
+        taskbar_area.layout().setContentsMargins(0, 0, 0, 0)
+        taskbar_area.addWidget(self.taskbar)
+        self.addToolBar(Qt.ToolBarArea.BottomToolBarArea, taskbar_area)
 
         self.launcher = Launcher([self.settings_action, self.help_action, self.quit_action], self)
         self.launcher.appChosen.connect(self.open_app)

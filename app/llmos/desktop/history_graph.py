@@ -37,6 +37,7 @@ class HistoryGraph(QWidget):
         super().__init__(parent)
         self.minutes = minutes
         self.capacity = max(2, round(minutes * 60 / interval))
+        self._per_minute = max(1, round(60 / interval))
         self._used: deque[int] = deque(maxlen=self.capacity)
         self._budget: deque[int] = deque(maxlen=self.capacity)
         self._rate: deque[float] = deque(maxlen=self.capacity)
@@ -62,6 +63,11 @@ class HistoryGraph(QWidget):
     def samples(self) -> list[tuple[int, int, float]]:
         """(used, budget, tokens per second), oldest first."""
         return list(zip(self._used, self._budget, self._rate, strict=True))
+
+    def _span(self) -> int:
+        """Samples across the plot: whole minutes enough for the samples, up to capacity."""
+        minutes = max(1, math.ceil(len(self._used) / self._per_minute))
+        return max(2, min(self.capacity, minutes * self._per_minute))
 
     def sizeHint(self) -> QSize:
         return QSize(420, 150)
@@ -105,15 +111,18 @@ class HistoryGraph(QWidget):
         painter.drawText(
             QRectF(plot.right() + 4, plot.bottom() - line + 2, right, line), flags.AlignLeft, "0"
         )
+        # The time axis grows a minute at a time up to its full span, so the first seconds of
+        # a session are not a sliver at the right edge.
+        span = self._span()
         below = QRectF(plot.left(), plot.bottom() + 2, plot.width(), line)
-        painter.drawText(below, flags.AlignLeft, f"{self.minutes:g} min ago")
+        painter.drawText(below, flags.AlignLeft, f"{span / self._per_minute:g} min ago")
         painter.drawText(below, flags.AlignRight, "now")
 
         count = len(self._used)
         if count == 0:
             painter.end()
             return
-        step = plot.width() / (self.capacity - 1)
+        step = plot.width() / (span - 1)
         x0 = plot.right() - (count - 1) * step
         height, bottom = plot.height(), plot.bottom()
 
@@ -148,9 +157,9 @@ class HistoryGraph(QWidget):
         for quarter in (1, 2, 3):
             y = plot.top() + plot.height() * quarter / 4
             painter.drawLine(QPointF(plot.left(), y), QPointF(plot.right(), y))
-        minutes = max(1, math.floor(self.minutes))
-        for minute in range(1, minutes):
-            x = plot.left() + plot.width() * minute / self.minutes
+        minutes = self._span() / self._per_minute
+        for minute in range(1, math.ceil(minutes)):
+            x = plot.left() + plot.width() * minute / minutes
             painter.drawLine(QPointF(x, plot.top()), QPointF(x, plot.bottom()))
 
     def _paint_legend(
