@@ -37,6 +37,19 @@ def test_bare_llmos_without_a_display_says_how_to_go_on(capsys, monkeypatch):
     assert "no display" in err and "llmos run chat" in err
 
 
+def test_bare_llmos_on_x11_without_xcb_cursor_says_what_to_install(capsys, monkeypatch):
+    import ctypes.util
+
+    monkeypatch.delenv("QT_QPA_PLATFORM", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setenv("DISPLAY", ":0")
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: None)
+    code, _, err = run_cli(capsys)
+    assert code == 1
+    assert "libxcb-cursor0" in err
+
+
 def test_doctor_reports_a_usable_backend(capsys, ollama_server):
     code, out, _ = run_cli(capsys, "doctor", "--json", "--ollama-host", ollama_server.host)
     assert code == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes.util
 import os
 import sys
 
@@ -26,6 +27,13 @@ def check_display() -> None:
             "There is no display to open the desktop on (neither DISPLAY nor WAYLAND_DISPLAY "
             "is set). Run llmos in a graphical session, or use the headless commands: "
             "llmos run chat --prompt TEXT (see llmos --help)."
+        )
+    if not os.environ.get("WAYLAND_DISPLAY") and ctypes.util.find_library("xcb-cursor") is None:
+        # Without it Qt's X11 plugin refuses to load and aborts the process.
+        raise NoDisplay(
+            "Qt needs the xcb-cursor library to open windows on X11, and it is not installed. "
+            "Install it (Debian/Ubuntu: sudo apt install libxcb-cursor0; Fedora: sudo dnf "
+            "install xcb-util-cursor) and start llmos again."
         )
 
 
