@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -261,14 +262,21 @@ def test_a_second_ingest_waits_for_the_one_running(tmp_path, dead_host):
     env = {**os.environ, "LLMOS_DATA_DIR": str(data)}
     waiting = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True)  # fmt: skip
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(waiting.stderr), daemon=True)
+    reader.start()
     try:
-        with pytest.raises(subprocess.TimeoutExpired):
-            waiting.wait(timeout=3)  # it cannot finish while the lock is held
+        # Wait for it to say it waits (however long a loaded machine takes to start it).
+        deadline = time.monotonic() + 60
+        while not any("waiting for it to finish" in line for line in lines):
+            assert waiting.poll() is None, "it finished while the other ingest held the lock"
+            assert time.monotonic() < deadline, "it never said it was waiting"
+            time.sleep(0.05)
     finally:
         running.release()
-    out, err = waiting.communicate(timeout=60)
-    assert waiting.returncode == 0, err
-    assert "waiting for it to finish" in err
+    out = waiting.stdout.read()
+    assert waiting.wait(timeout=60) == 0, "".join(lines)
+    reader.join(timeout=10)
     assert "1 stored" in out
 
 

@@ -8,13 +8,20 @@ share the process and must not see a running loop.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
 import qasync
+from PySide6.QtWidgets import QApplication
 
 from llmos.config import load_settings
+from llmos.desktop.desktop_window import DesktopWindow
+from llmos.desktop.theme import apply_theme
+from tests.desktop.driving import WAIT
+from tests.fakes import FakeDriver
 
 
 @pytest.fixture(scope="session")
@@ -67,3 +74,32 @@ def arun(qtbot, loop) -> Callable[..., Any]:
 def settings(tmp_path):
     """Settings of an isolated data dir and config file (see the top-level conftest)."""
     return load_settings({"engine": "ollama"})
+
+
+@pytest.fixture
+def open_desktop(qtbot, arun, settings) -> Iterator[Callable[..., DesktopWindow]]:
+    """Open desktops; each is shut down (if the test did not) and checked to leave nothing."""
+    opened: list[DesktopWindow] = []
+    threads_before = threading.active_count()
+
+    def open_(driver: FakeDriver | None = None, **changes: object) -> DesktopWindow:
+        # Not qtbot.addWidget: pytest-qt would close and delete it before this fixture's
+        # teardown, in the middle of the desktop's own asynchronous shutdown.
+        window = DesktopWindow(replace(settings, **changes), driver=driver)
+        window.show()
+        window.start()
+        opened.append(window)
+        return window
+
+    yield open_
+    for window in opened:
+        if not window.closed.done():
+            arun(window.shutdown())
+        qtbot.waitUntil(window.closed.done, timeout=WAIT)
+        assert window.session.kernel is None
+        window.deleteLater()
+    app = QApplication.instance()
+    apply_theme(app, "light")
+    left = [w for w in app.topLevelWidgets() if w.isVisible()]
+    assert not left, f"windows left open: {left}"
+    qtbot.waitUntil(lambda: threading.active_count() <= threads_before, timeout=WAIT)

@@ -3,76 +3,21 @@ on the real ``ollama`` client talking to the Ollama-protocol test server."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
-from dataclasses import replace
-
-import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from llmos.config import load_settings
-from llmos.desktop.agent_window import AgentWindow
-from llmos.desktop.desktop_window import DesktopWindow
 from llmos.desktop.help_dialog import HelpDialog
 from llmos.desktop.settings_dialog import SettingsDialog
-from llmos.desktop.theme import apply_theme
 from llmos.kernel.process import ProcessState
+from tests.desktop.driving import (
+    WAIT,
+    long_answer,
+    open_from_launcher,
+    open_from_launcher_no_pid,
+    type_and_send,
+)
 from tests.fakes import FakeDriver, tokens_of
-
-WAIT = 10_000
-
-
-@pytest.fixture
-def open_desktop(qtbot, arun, settings) -> Iterator[Callable[..., DesktopWindow]]:
-    """Open desktops; each is shut down (if the test did not) and checked to leave nothing."""
-    opened: list[DesktopWindow] = []
-    threads_before = threading.active_count()
-
-    def open_(driver: FakeDriver | None = None, **changes: object) -> DesktopWindow:
-        # Not qtbot.addWidget: pytest-qt would close and delete it before this fixture's
-        # teardown, in the middle of the desktop's own asynchronous shutdown.
-        window = DesktopWindow(replace(settings, **changes), driver=driver)
-        window.show()
-        window.start()
-        opened.append(window)
-        return window
-
-    yield open_
-    for window in opened:
-        if not window.closed.done():
-            arun(window.shutdown())
-        qtbot.waitUntil(window.closed.done, timeout=WAIT)
-        assert window.session.kernel is None
-        window.deleteLater()
-    app = QApplication.instance()
-    apply_theme(app, "light")
-    left = [w for w in app.topLevelWidgets() if w.isVisible()]
-    assert not left, f"windows left open: {left}"
-    qtbot.waitUntil(lambda: threading.active_count() <= threads_before, timeout=WAIT)
-
-
-def open_from_launcher(qtbot, desktop: DesktopWindow, name: str = "Chat") -> AgentWindow:
-    before = len(desktop.agent_windows)
-    desktop.launcher_action.trigger()
-    launcher = desktop.launcher
-    qtbot.waitUntil(launcher.isVisible)
-    qtbot.keyClicks(launcher.search, name)
-    qtbot.keyClick(launcher.search, Qt.Key.Key_Return)
-    qtbot.waitUntil(lambda: len(desktop.agent_windows) == before + 1)
-    assert not launcher.isVisible()
-    window = desktop.agent_windows[-1]
-    qtbot.waitUntil(lambda: window.pid is not None, timeout=WAIT)
-    return window
-
-
-def type_and_send(qtbot, window: AgentWindow, text: str) -> None:
-    qtbot.keyClicks(window.composer, text)
-    qtbot.keyClick(window.composer, Qt.Key.Key_Return)
-
-
-def long_answer(messages) -> str:
-    return " ".join(f"word{i}" for i in range(400)) + "."
 
 
 def test_three_apps_from_the_launcher_stream_over_real_http(qtbot, open_desktop, ollama_server):
@@ -194,13 +139,6 @@ def test_ollama_down_is_explained_in_the_window(qtbot, open_desktop, dead_host):
         ),
         timeout=WAIT,
     )
-
-
-def open_from_launcher_no_pid(qtbot, desktop: DesktopWindow) -> AgentWindow:
-    desktop.launcher_action.trigger()
-    qtbot.keyClick(desktop.launcher.search, Qt.Key.Key_Return)
-    qtbot.waitUntil(lambda: len(desktop.agent_windows) == 1)
-    return desktop.agent_windows[0]
 
 
 def test_a_model_that_is_not_installed_says_how_to_get_it(qtbot, open_desktop, ollama_server):

@@ -331,3 +331,18 @@ async def test_switching_backends_keeps_every_conversation(kernel, driver):
     sent = other.requests[-1].messages
     assert [m["content"] for m in sent[1:3]] == [h["content"] for h in history]
     assert result.answer == default_answer(process.history[:-1])
+
+
+async def test_a_backend_that_cannot_take_the_processes_changes_nothing(kernel, driver):
+    from tests.fakes import FakeDriver
+
+    driver.token_delay = 0.01
+    process = await kernel.spawn("chat")
+    turn = asyncio.create_task(kernel.send(process.pid, "keep answering"))
+    await wait_for(lambda: process.state is ProcessState.RUNNING)
+    embed_only = FakeDriver(models=[FakeModel("embed-only", 2048, frozenset({"embedding"}))])
+    with pytest.raises(NoUsableModel):
+        await kernel.switch_driver(embed_only)
+    assert kernel.driver is driver and process.model == "fake-chat:1b"
+    assert not turn.done()  # the answer in flight was not stopped
+    assert (await asyncio.wait_for(turn, 10)).answer

@@ -11,6 +11,7 @@ from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
+    QDialog,
     QDockWidget,
     QLabel,
     QMainWindow,
@@ -206,7 +207,7 @@ class DesktopWindow(QMainWindow):
         try:
             manifest = self.apps.get(app_id)
         except AppNotFound as error:
-            QMessageBox.warning(self, "LLM-OS", str(error))
+            self._tell("App not found", str(error))
             return None
         window = AgentWindow(self.session, self.bridge, manifest)
         window.settingsRequested.connect(self.show_settings)
@@ -285,6 +286,8 @@ class DesktopWindow(QMainWindow):
         dialog.load_models()
 
     def _apply_settings(self, settings: Settings) -> None:
+        if self._shutting_down:
+            return
         if settings.theme != self.session.settings.theme:
             self.apply_look(settings.theme)
         self.session.run(self._switch(settings), "llmos-apply-settings")
@@ -294,15 +297,18 @@ class DesktopWindow(QMainWindow):
             await self.session.apply(settings)
         except (DriverError, ModelFileError, KernelError) as error:
             self.session.settings = replace(self.session.settings, theme=settings.theme)
-            box = QMessageBox(
-                QMessageBox.Icon.Warning,
+            self._tell(
                 "Settings saved, engine unchanged",
                 f"The new engine settings could not be used now: {error}",
-                QMessageBox.StandardButton.Ok,
-                self,
             )
-            box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-            box.open()
+
+    def _tell(self, title: str, text: str) -> None:
+        """A warning that does not block the event loop (no nested exec)."""
+        box = QMessageBox(
+            QMessageBox.Icon.Warning, title, text, QMessageBox.StandardButton.Ok, self
+        )
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
 
     def apply_look(self, mode: str) -> None:
         """Switch the theme live: palette, style sheet, icons, wallpaper and conversations."""
@@ -340,6 +346,8 @@ class DesktopWindow(QMainWindow):
             return
         self._shutting_down = True
         self.launcher.hide()
+        for dialog in self.findChildren(QDialog):
+            dialog.close()
         for sub in self.workspace.subWindowList():
             window = sub.widget()
             if isinstance(window, AgentWindow):

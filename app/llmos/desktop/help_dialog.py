@@ -37,6 +37,10 @@ class HelpDialog(QDialog):
             ("Send the message", "Enter"),
             ("New line in the message", "Shift+Enter"),
             ("Stop the answer", "Esc"),
+            ("Task manager: kill the selected process", "Delete"),
+            ("Task manager: suspend or resume it", "Space"),
+            ("Task manager: raise or lower its priority", "Ctrl+Up, Ctrl+Down"),
+            ("Task manager: bring its window to the front", "Enter"),
         ]
         self.table = QTableWidget(len(rows), 2)
         self.table.setHorizontalHeaderLabels(["Action", "Shortcut"])

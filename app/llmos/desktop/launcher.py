@@ -111,6 +111,8 @@ class Launcher(QFrame):
                 return
 
     def _activated(self, item: QListWidgetItem) -> None:
+        if not self.isVisible():
+            return  # a click that also activates (single-click styles): open one window
         app_id = item.data(Qt.ItemDataRole.UserRole)
         self.hide()
         self.appChosen.emit(app_id)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Coroutine
 from dataclasses import dataclass, replace
@@ -16,7 +17,13 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
-from llmos.bootstrap import build_kernel, build_scheduler, choose_engine, open_kernel
+from llmos.bootstrap import (
+    build_kernel,
+    build_scheduler,
+    choose_engine,
+    gguf_path,
+    open_kernel,
+)
 from llmos.config import Settings
 from llmos.drivers.base import DriverError, ModelDriver, ModelInfo
 from llmos.drivers.model_store import ModelFileError, Progress
@@ -82,6 +89,8 @@ class DesktopSession(QObject):
         self._ready: asyncio.Future[Kernel] | None = None
         self._boot: asyncio.Task[None] | None = None
         self._health: asyncio.Task[None] | None = None
+        self._reason = ""
+        """Why this engine runs (shown while it answers)."""
         self._engine_model: str | None = None
         """The embedded engine's one model (Ollama has many: None)."""
         self._tasks: set[asyncio.Task[None]] = set()
@@ -122,12 +131,17 @@ class DesktopSession(QObject):
                 if choice.driver.kind == "embedded":
                     self._engine_model = choice.model
         except (DriverError, ModelFileError) as error:
-            self._set(phase="failed", message=str(error), connected=False, progress=None)
-            if not ready.done():
-                ready.set_exception(KernelNotRunning(str(error)))
-                ready.exception()  # retrieved: windows that never asked must not warn
+            self._fail(ready, str(error))
+            return
+        except Exception as error:
+            # Whatever breaks, the windows waiting for the kernel must hear of it.
+            log.exception("the kernel could not start")
+            self._fail(
+                ready, f"The model engine could not start ({type(error).__name__}: {error})."
+            )
             return
         self.kernel = kernel
+        self._reason = reason
         self._set(
             phase="ready",
             engine=kernel.driver.kind,
@@ -140,14 +154,22 @@ class DesktopSession(QObject):
             ready.set_result(kernel)
         self._health = self.run(self._watch_health(kernel), "llmos-health")
 
+    def _fail(self, ready: asyncio.Future[Kernel], why: str) -> None:
+        self._set(phase="failed", message=why, connected=False, progress=None)
+        if not ready.done():
+            ready.set_exception(KernelNotRunning(why))
+            ready.exception()  # retrieved: windows that never asked must not warn
+
     def _progress_from_thread(self) -> Progress:
         loop = asyncio.get_running_loop()
 
         def progress(done: int, total: int) -> None:
-            # Called from the thread that assembles the model file.
-            loop.call_soon_threadsafe(
+            # Called from the thread that assembles the model file (no keywords through
+            # call_soon_threadsafe: hence the partial).
+            update = functools.partial(
                 self._set, message="Preparing the built-in model...", progress=(done, total)
             )
+            loop.call_soon_threadsafe(update)
 
         return progress
 
@@ -165,7 +187,7 @@ class DesktopSession(QObject):
                 self._set(connected=False, message=why)
             else:
                 if not self.status.connected:
-                    self._set(connected=True, message="")
+                    self._set(connected=True, message=self._reason)
             await asyncio.sleep(HEALTH_SECONDS)
 
     # -- live changes ------------------------------------------------------------------------
@@ -191,32 +213,40 @@ class DesktopSession(QObject):
                 self._boot.cancel()
             self.start()
             return
-        moved = (old.engine, old.ollama_host, old.model) != (
-            settings.engine,
-            settings.ollama_host,
-            settings.model,
-        )
-        if moved and self._driver is None:
-            self._set(message="Switching the model engine...")
-            try:
-                choice = await choose_engine(settings, progress=self._progress_from_thread())
-            except (DriverError, ModelFileError):
-                self.settings = old
-                self._set(message="")
-                raise
-            if self._health is not None:
-                self._health.cancel()
-            self._engine_model = choice.model if choice.driver.kind == "embedded" else None
-            await kernel.switch_driver(
-                choice.driver, scheduler=build_scheduler(settings, choice.driver)
-            )
-            self._set(
-                engine=kernel.driver.kind, location=kernel.driver.location, message=choice.reason
-            )
-            self._health = self.run(self._watch_health(kernel), "llmos-health")
+        moved = (old.engine, old.ollama_host) != (settings.engine, settings.ollama_host)
+        if kernel.driver.kind == "embedded" and gguf_path(old.model) != gguf_path(settings.model):
+            moved = True  # the built-in engine runs one model file: another file, another engine
+        if moved and self._driver is not None:
+            moved = False  # tests and benchmarks pin their backend
+        if moved:
+            await self._switch(kernel, old, settings)
         kernel.num_ctx = settings.num_ctx
         kernel.default_model = self._engine_model or settings.model
         self._set(model=kernel.default_model or "")
+
+    async def _switch(self, kernel: Kernel, old: Settings, settings: Settings) -> None:
+        self._set(message="Switching the model engine...")
+        if self._health is not None:
+            self._health.cancel()
+        switched = False
+        try:
+            choice = await choose_engine(settings, progress=self._progress_from_thread())
+            try:
+                await kernel.switch_driver(
+                    choice.driver, scheduler=build_scheduler(settings, choice.driver)
+                )
+            except BaseException:
+                await choice.driver.close()
+                raise
+            switched = True
+            self._engine_model = choice.model if choice.driver.kind == "embedded" else None
+            self._reason = choice.reason
+            self._set(engine=kernel.driver.kind, location=kernel.driver.location, progress=None)
+        finally:
+            if not switched:
+                self.settings = old
+            self._set(message=self._reason, connected=switched and self.status.connected)
+            self._health = self.run(self._watch_health(kernel), "llmos-health")
 
     # -- shutdown ----------------------------------------------------------------------------
 
@@ -234,7 +264,14 @@ class DesktopSession(QObject):
     # -- internals ---------------------------------------------------------------------------
 
     def run(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
-        """Run ``coro`` as a task the session owns: cancelled at shutdown, failures logged."""
+        """Run ``coro`` as a task the session owns: cancelled at shutdown, failures logged.
+
+        Raises:
+            KernelNotRunning: the session is shutting down.
+        """
+        if self._closing:
+            coro.close()
+            raise KernelNotRunning("The desktop is shutting down.")
         task = asyncio.get_running_loop().create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -99,6 +99,7 @@ class SettingsDialog(QDialog):
         layout.addWidget(buttons)
         self._show_bytes(settings.num_ctx)
         self.resize(520, self.sizeHint().height())
+        self._initial = self.values()
 
     def load_models(self) -> None:
         """Fill the model list from the backend, in the background."""
@@ -114,23 +115,35 @@ class SettingsDialog(QDialog):
             why = str(error) or "the engine did not answer in time."
             self.models_note.setText(f"The model list is not available: {why}")
             return
-        current = self.model.currentData() or self.model.currentText()
+        if self.session.status.engine == "embedded":
+            # The built-in engine runs its one model: "Automatic" is that model, and another
+            # one is a GGUF file's path typed here.
+            self.models_note.setText(
+                "The built-in engine runs its own model; type the path of a .gguf file to use "
+                "another."
+            )
+            return
+        current = self.model.currentText()
         names = [m.name for m in models if m.can_chat]
         for name in names:
             if self.model.findData(name) < 0:
                 self.model.addItem(name, name)
         if current and current != AUTOMATIC:
-            self.model.setCurrentIndex(max(0, self.model.findData(current)))
+            # Keep what the user typed while the list loaded.
+            found = self.model.findText(current)
+            if found >= 0:
+                self.model.setCurrentIndex(found)
+            else:
+                self.model.setEditText(current)
         self.models_note.setText(
             f"{len(names)} chat model{'s' if len(names) != 1 else ''} installed."
             if names
             else "No chat model is installed; pull one with `llmos models pull NAME`."
         )
 
-    def changes(self) -> dict[str, Any]:
-        model = self.model.currentData() if self.model.currentText() == AUTOMATIC else None
-        if model is None:
-            model = self.model.currentText().strip()
+    def values(self) -> dict[str, Any]:
+        """What the dialog shows now."""
+        model = "" if self.model.currentText() == AUTOMATIC else self.model.currentText().strip()
         return {
             "ollama_host": self.host.text().strip() or "http://127.0.0.1:11434",
             "engine": self.engine.currentData(),
@@ -138,6 +151,11 @@ class SettingsDialog(QDialog):
             "num_ctx": self.num_ctx.value(),
             "theme": self.theme.currentData(),
         }
+
+    def changes(self) -> dict[str, Any]:
+        """Only what the user changed: values that came from a flag or the environment for
+        this run must not end up in the config file unasked."""
+        return {k: v for k, v in self.values().items() if v != self._initial.get(k)}
 
     def _save(self) -> None:
         changes = self.changes()

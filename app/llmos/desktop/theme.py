@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass, fields
 from pathlib import Path
 from string import Template
@@ -91,7 +92,10 @@ _current: Theme = _LIGHT
 _icons: dict[tuple[str, bool], QIcon] = {}
 _warned: set[str] = set()
 _clones: list[_SvgIconEngine] = []
-_wallpaper: tuple[tuple[int, int, float, bool], QPixmap] | None = None
+_wallpapers: OrderedDict[tuple[int, int, float, bool], QPixmap] = OrderedDict()
+WALLPAPERS_KEPT = 4
+"""Rendered sizes kept: showing or hiding a dock flips between two sizes, and a render of a
+large screen takes tens of milliseconds."""
 
 # Palette role:colour name, for all colour groups; a "~Role" overrides the disabled group.
 _ROLES = (
@@ -266,17 +270,18 @@ def app_icon(icon_file: str, source_dir: Path | None) -> QIcon:
 
 
 def wallpaper(size: QSize, device_pixel_ratio: float, dark: bool) -> QPixmap:
-    """Returns the wallpaper covering ``size`` (aspect kept, overflow cropped); the last is cached.
+    """Returns the wallpaper covering ``size`` (aspect kept, overflow cropped); the last few
+    sizes are cached.
 
     Args:
         size: The size to fill, in device-independent pixels.
         device_pixel_ratio: The screen's; the pixmap has ``size * device_pixel_ratio`` pixels.
         dark: The dark wallpaper rather than the light one.
     """
-    global _wallpaper
     key = (size.width(), size.height(), device_pixel_ratio, dark)
-    if _wallpaper is not None and _wallpaper[0] == key:
-        return _wallpaper[1]
+    if key in _wallpapers:
+        _wallpapers.move_to_end(key)
+        return _wallpapers[key]
     width = max(1, round(size.width() * device_pixel_ratio))
     height = max(1, round(size.height() * device_pixel_ratio))
     pixmap = QPixmap(width, height)
@@ -292,5 +297,7 @@ def wallpaper(size: QSize, device_pixel_ratio: float, dark: bool) -> QPixmap:
         renderer.render(painter, target)
         painter.end()
     pixmap.setDevicePixelRatio(device_pixel_ratio)
-    _wallpaper = (key, pixmap)
+    _wallpapers[key] = pixmap
+    while len(_wallpapers) > WALLPAPERS_KEPT:
+        _wallpapers.popitem(last=False)
     return pixmap

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QBrush, QPainter, QPaintEvent, QResizeEvent
 from PySide6.QtWidgets import QMdiArea, QWidget
 
 from llmos.desktop.theme import current_theme, wallpaper
+
+RESIZE_SETTLE_MS = 120
 
 
 class Workspace(QMdiArea):
@@ -19,6 +21,9 @@ class Workspace(QMdiArea):
         self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
         self.setActivationOrder(QMdiArea.WindowOrder.ActivationHistoryOrder)
         self.hint = "Open an app from the launcher (Ctrl+Space)"
+        # While a window or dock is being resized, render the wallpaper once it settles.
+        self._settle = QTimer(self, singleShot=True, interval=RESIZE_SETTLE_MS)
+        self._settle.timeout.connect(self.refresh_wallpaper)
 
     def refresh_wallpaper(self) -> None:
         """Render the wallpaper for the current size and theme."""
@@ -30,7 +35,10 @@ class Workspace(QMdiArea):
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
-        self.refresh_wallpaper()
+        if event.oldSize().isValid() and event.oldSize().width() > 0:
+            self._settle.start()
+        else:
+            self.refresh_wallpaper()
 
     def paintEvent(self, event: QPaintEvent) -> None:
         super().paintEvent(event)

@@ -181,17 +181,23 @@ class Kernel:
             budget = min(budget, info.context_length)
         return budget, min(app.model.reserve, budget // 2)
 
-    async def choose_model(self, app: AppManifest, override: str | None = None) -> ModelInfo:
+    async def choose_model(
+        self, app: AppManifest, override: str | None = None, *, driver: ModelDriver | None = None
+    ) -> ModelInfo:
         """The model a process of ``app`` runs on: ``override``, the app's first installed
         preference, the default model, or the first installed model with what the app needs.
+
+        Args:
+            driver: choose on this backend instead of the kernel's own.
         """
+        driver = driver or self.driver
         needs = set(app.model.requires)
         wanted = override or None
         if wanted:
-            info = await self.driver.model_info(wanted)
+            info = await driver.model_info(wanted)
             self._check_capabilities(app, info, needs)
             return info
-        installed = await self.driver.list_models()
+        installed = await driver.list_models()
         by_name = {m.name: m for m in installed}
         for name in (*app.model.prefer, self.default_model):
             if name and name in by_name and needs <= by_name[name].capabilities:
@@ -200,7 +206,7 @@ class Kernel:
             if needs <= info.capabilities:
                 return info
         raise NoUsableModel(
-            f"No installed model at {self.driver.location} can run {app.name} "
+            f"No installed model at {driver.location} can run {app.name} "
             f"(it needs {', '.join(sorted(needs))}). Pull one, for example "
             "`llmos models pull qwen2.5:0.5b`."
         )
@@ -266,8 +272,20 @@ class Kernel:
         Conversations are kept whole; a turn in flight is stopped and its partial answer
         kept. Each process gets the model the new backend would give its app, and its
         context RAM is resized and recounted for that model.
+
+        Raises:
+            DriverError, KernelError: the new backend cannot run some process's app; nothing
+                has changed (no turn was stopped) and ``driver`` is left to the caller.
         """
-        for process in self.processes:
+        # Choose and load every model first, so a backend that cannot take the processes
+        # changes nothing.
+        alive = [p for p in self.processes if p.alive]
+        chosen: dict[int, ModelInfo] = {}
+        for process in alive:
+            info = await self.choose_model(process.app, driver=driver)
+            await driver.prepare(info.name)
+            chosen[process.pid] = info
+        for process in alive:
             if process.busy and process._turn is not None:
                 process._turn.cancel()
         turns = [p._turn for p in self.processes if p._turn is not None]
@@ -276,11 +294,8 @@ class Kernel:
         old, self.driver = self.driver, driver
         if scheduler is not None:
             self.scheduler = scheduler
-        for process in self.processes:
-            if not process.alive:
-                continue
-            info = await self.choose_model(process.app)
-            await driver.prepare(info.name)
+        for process in alive:
+            info = chosen[process.pid]
             process.model = info.name
             process.budget, process.reserve = self._ram_for(process.app, info)
             self._account(process)
