@@ -84,3 +84,18 @@ def test_a_thousand_messages(view):
         view.add_message("assistant", f"answer {index}\n\n- a\n- b", "Chat")
     assert view.messages == 1000
     assert "answer 499" in view.toPlainText()
+
+
+@pytest.mark.parametrize("foreground", [True, False])
+def test_a_background_window_renders_a_few_times_a_second(qtbot, view, foreground):
+    view.set_foreground(foreground)
+    view.begin_answer("Chat")
+    for index in range(40):  # about 60 frames' worth of text over ~0.3 s
+        view.append_stream(f" word{index}")
+        qtbot.wait(8)
+    view.end_answer()
+    assert "word39" in view.toPlainText()
+    if foreground:
+        assert view.renders >= 20
+    else:
+        assert view.renders <= 6

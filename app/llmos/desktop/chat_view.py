@@ -27,6 +27,8 @@ ROLE_PROPERTY = QTextFormat.Property.UserProperty + 1
 """Frame format property holding the message's role (to recolour it for a new theme)."""
 CODE_FENCE = QTextFormat.Property.BlockCodeFence
 SLOW_RENDER_MS = 8.0
+BACKGROUND_RENDER_MS = 100
+"""How often a window that is not the active one re-renders its streaming answer."""
 """A re-render slower than this spaces the next ones out (very long answers)."""
 
 
@@ -41,6 +43,7 @@ class ChatView(QTextBrowser):
         self.setUndoRedoEnabled(False)
         self.document().setDocumentMargin(12)
         self._streaming = False
+        self._background = False
         self._body_start = 0
         self._text = ""
         self._rendered = ""
@@ -49,6 +52,8 @@ class ChatView(QTextBrowser):
         self._render_timer.timeout.connect(self._render_stream)
         self.messages = 0
         """Messages shown (for tests and the window's title)."""
+        self.renders = 0
+        """Re-renders of streaming answers so far (for tests and benchmarks)."""
 
     # -- messages ------------------------------------------------------------------------------
 
@@ -74,14 +79,23 @@ class ChatView(QTextBrowser):
         self.messages += 1
         self._show_text("...")
 
+    def set_foreground(self, foreground: bool) -> None:
+        """A view in the active window renders every frame; the others a few times a second
+        (laying text out is what streaming costs, and eight windows rendering at 60 frames a
+        second saturate a core)."""
+        self._background = not foreground
+
     def append_stream(self, text: str) -> None:
         """Add streamed text to the answer (called once a frame with that frame's text)."""
         if not self._streaming:
             self.begin_answer("")
         self._text += text
         if not self._render_timer.isActive():
-            # Fast renders run at once; slow ones (very long answers) are spaced out.
+            # Fast renders run at once; slow ones (very long answers) and background windows
+            # are spaced out.
             delay = 0 if self._render_ms < SLOW_RENDER_MS else int(self._render_ms * 4)
+            if self._background:
+                delay = max(delay, BACKGROUND_RENDER_MS)
             self._render_timer.start(delay)
 
     def end_answer(self, text: str | None = None, *, note: str = "") -> None:
@@ -93,7 +107,8 @@ class ChatView(QTextBrowser):
         if text is not None:
             self._text = text
         self._render_timer.stop()
-        self._show_text(self._text or " ")
+        if self._text != self._rendered or not self._text:
+            self._show_text(self._text or " ")
         if note:
             self._insert_note(note)
         self._streaming = False
@@ -132,6 +147,7 @@ class ChatView(QTextBrowser):
 
     def _render_stream(self) -> None:
         if self._streaming and self._text != self._rendered:
+            self.renders += 1
             started = time.perf_counter()
             self._show_text(self._text)
             self._render_ms = (time.perf_counter() - started) * 1000

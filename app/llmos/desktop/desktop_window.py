@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Callable
 from dataclasses import replace
@@ -69,6 +70,7 @@ class DesktopWindow(QMainWindow):
         self._shut_down = False
         self._shutdown_task: asyncio.Task[None] | None = None
         self._settings_dialog: SettingsDialog | None = None
+        self._heap_settled = False
 
         self.workspace = Workspace()
         self.workspace.subWindowActivated.connect(self._on_activated)
@@ -221,12 +223,17 @@ class DesktopWindow(QMainWindow):
             lambda *_: self.taskbar.set_active(self.workspace.activeSubWindow())
         )
         window.windowTitleChanged.connect(lambda _: self.taskbar.update_window(sub))
-        sub.destroyed.connect(lambda _=None: self.taskbar.remove_window(sub))
+        sub.destroyed.connect(lambda _=None: self._on_window_gone(sub))
         self.taskbar.add_window(sub)
         sub.show()
+        self.workspace.viewport().update()  # no hint behind windows
         window.setFocus()
         window.start()
         return window
+
+    def _on_window_gone(self, sub: QMdiSubWindow) -> None:
+        self.taskbar.remove_window(sub)
+        self.workspace.viewport().update()  # the hint shows again on an empty desktop
 
     def bring_to_front(self, pid: int) -> None:
         for sub in self.workspace.subWindowList():
@@ -252,6 +259,10 @@ class DesktopWindow(QMainWindow):
 
     def _on_activated(self, sub: QMdiSubWindow | None) -> None:
         self.taskbar.set_active(sub)
+        for each in self.workspace.subWindowList():
+            window = each.widget()
+            if isinstance(window, AgentWindow):
+                window.chat.set_foreground(each is sub)
 
     def _close_active(self) -> None:
         sub = self.workspace.activeSubWindow()
@@ -326,7 +337,15 @@ class DesktopWindow(QMainWindow):
             self.apply_look("system")
 
     def _on_status(self) -> None:
-        self.taskbar.show_status(self.session.status)
+        status = self.session.status
+        self.taskbar.show_status(status)
+        if status.phase == "ready" and not self._heap_settled:
+            self._heap_settled = True
+            # Everything loaded so far (Qt, the model client, the kernel) lives as long as the
+            # desktop: keep it out of the collector's full passes, which otherwise walk it all
+            # and stalled streaming windows for ~60 ms (benchmarks/desktop_bench.py).
+            gc.collect()
+            gc.freeze()
 
     # -- shutdown ------------------------------------------------------------------------------
 
