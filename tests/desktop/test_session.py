@@ -7,6 +7,7 @@ import tomllib
 from dataclasses import replace
 
 import pytest
+from PySide6.QtCore import Qt
 
 from llmos.desktop.desktop_window import DesktopWindow
 from llmos.desktop.session import DesktopSession, KernelNotRunning
@@ -110,3 +111,13 @@ def test_one_click_that_also_activates_opens_one_window(qtbot, open_desktop):
     desktop.launcher.apps.itemActivated.emit(item)
     qtbot.wait(50)
     assert len(desktop.agent_windows) == 1
+
+
+def test_typing_in_the_launcher_prefers_a_matching_name(qtbot, open_desktop):
+    desktop = open_desktop(FakeDriver())
+    desktop.launcher_action.trigger()
+    qtbot.keyClicks(desktop.launcher.search, "writ")  # Chat's description says "writing"
+    assert desktop.launcher.apps.currentItem().text().startswith("Writer")
+    qtbot.keyClick(desktop.launcher.search, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: len(desktop.agent_windows) == 1)
+    assert desktop.agent_windows[0].manifest.id == "writer"

@@ -105,10 +105,20 @@ class Launcher(QFrame):
         self._select_first()
 
     def _select_first(self) -> None:
-        for row in range(self.apps.count()):
-            if not self.apps.item(row).isHidden():
-                self.apps.setCurrentRow(row)
-                return
+        """Select the best match: a name starting with what was typed, then a name holding
+        it, then any shown app ("writ" must pick Writer, not Chat for "writing")."""
+        typed = self.search.text().strip().lower()
+        shown = [row for row in range(self.apps.count()) if not self.apps.item(row).isHidden()]
+        if not shown:
+            return
+
+        def rank(row: int) -> int:
+            name = self.apps.item(row).text().split("\n", 1)[0].lower()
+            if typed and name.startswith(typed):
+                return 0
+            return 1 if typed and typed in name else 2
+
+        self.apps.setCurrentRow(min(shown, key=lambda row: (rank(row), row)))
 
     def _activated(self, item: QListWidgetItem) -> None:
         if not self.isVisible():
