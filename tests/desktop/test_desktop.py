@@ -259,3 +259,18 @@ def test_help_lists_every_shortcut(qtbot, open_desktop):
     assert rows["Task manager"] and rows["Quit LLM-OS"] == "Ctrl+Q"
     assert rows["New line in the message"] == "Shift+Enter"
     dialog.close()
+
+
+def test_bring_to_front_from_the_task_manager(qtbot, open_desktop):
+    desktop = open_desktop(FakeDriver())
+    first = open_from_launcher(qtbot, desktop)
+    second = open_from_launcher(qtbot, desktop)
+    first.parentWidget().showMinimized()
+    desktop.workspace.setActiveSubWindow(second.parentWidget())
+    assert desktop.workspace.activeSubWindow().widget() is second
+    manager = desktop.task_manager
+    qtbot.waitUntil(lambda: manager.model.rowCount() == 2)
+    manager.select_pid(first.pid)
+    manager.front_action.trigger()
+    assert desktop.workspace.activeSubWindow().widget() is first
+    assert not first.parentWidget().isMinimized()

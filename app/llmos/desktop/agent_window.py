@@ -195,8 +195,6 @@ class AgentWindow(QWidget):
             return
         self.kernel, self.pid = kernel, process.pid
         self.setWindowTitle(f"{self.manifest.name} \u00b7 {process.pid}")
-        self.model_label.setText(f"pid {process.pid} \u00b7 {process.model}")
-        self.model_label.setToolTip(f"{kernel.driver.kind} at {kernel.driver.location}")
         self._on_usage(process.pid)
         self.processStarted.emit(process.pid)
         self.composer.setFocus()
@@ -300,6 +298,9 @@ class AgentWindow(QWidget):
             return
         process = self.kernel.get(pid)
         self.meter.set_usage(process.usage, process.budget)
+        # The model can change under the process (a new engine or host in the settings).
+        self.model_label.setText(f"pid {process.pid} \u00b7 {process.model}")
+        self.model_label.setToolTip(f"{self.kernel.driver.kind} at {self.kernel.driver.location}")
 
     def _on_exited(self, pid: int, reason: str) -> None:
         if pid == self.pid and reason == "killed":
