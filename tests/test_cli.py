@@ -25,6 +25,7 @@ def test_help_lists_the_commands(capsys):
     out, _ = capsys.readouterr()
     assert exited.value.code == 0
     assert "doctor" in out and "run" in out
+    assert "Without a command, llmos opens the desktop." in out
 
 
 def test_bare_llmos_without_a_display_says_how_to_go_on(capsys, monkeypatch):

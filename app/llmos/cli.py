@@ -71,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="llmos",
         description="LLM-OS: a desktop operating system whose kernel is a local language model.",
+        epilog="Without a command, llmos opens the desktop.",
         parents=[flags],
     )
     parser.add_argument("--version", action="version", version=f"llmos {__version__}")
