@@ -14,6 +14,7 @@ from PySide6.QtGui import QColor, QIcon, QImage, QPalette, QPixmap
 from PySide6.QtSvg import QSvgRenderer
 
 from llmos.desktop import theme
+from llmos.desktop.window_style import DesktopStyle
 from llmos.resources import resource_path
 
 UI_ICONS = [
@@ -189,7 +190,8 @@ def test_apply_theme_sets_a_matching_palette_and_style_sheet(themed):
     assert themed.palette().color(QPalette.ColorRole.WindowText).lightness() < 80
     assert "${" not in themed.styleSheet()
     themed.setStyleSheet("")  # the style sheet wraps the style; the fixture puts it back
-    assert themed.style().name().lower() == "fusion"
+    assert isinstance(themed.style(), DesktopStyle)
+    assert themed.style().baseStyle().name().lower() == "fusion"
 
 
 def test_modes(qapp):
@@ -281,3 +283,28 @@ def test_the_style_sheet_parses_and_styles_real_widgets(themed, qtbot):
     shot = line_edit.grab().toImage()
     centre = shot.pixelColor(shot.width() - 4, shot.height() // 2)
     assert centre == dark.base
+
+
+@pytest.mark.parametrize("mode", ["light", "dark"])
+def test_agent_window_title_bars_are_flat_and_themed(qapp, qtbot, mode):
+    from PySide6.QtWidgets import QLabel, QMdiArea
+
+    from llmos.desktop.window_style import TITLE_BAR_HEIGHT, _background
+
+    current = theme.apply_theme(qapp, mode)
+    area = QMdiArea()
+    qtbot.addWidget(area)
+    area.resize(500, 400)
+    sub = area.addSubWindow(QLabel("body"))
+    sub.setWindowTitle("Chat \u00b7 1")
+    sub.resize(300, 200)
+    area.show()
+    area.setActiveSubWindow(sub)
+    qtbot.waitExposed(area)
+    image = sub.grab().toImage()
+    # Flat: the same colour at the top and the bottom of the bar, the theme's active tint.
+    top = image.pixelColor(image.width() // 3, 3)
+    bottom = image.pixelColor(image.width() // 3, TITLE_BAR_HEIGHT - 4)
+    expected = _background(current, active=True)
+    assert top == bottom
+    assert abs(top.red() - expected.red()) <= 2 and abs(top.blue() - expected.blue()) <= 2

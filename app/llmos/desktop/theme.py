@@ -156,9 +156,11 @@ def apply_theme(app: QApplication, mode: str) -> Theme:
     """
     global _current
     theme = _DARK if resolve_dark(mode) else _LIGHT
-    app.setStyleSheet("")  # unwraps the base style, so that its name can be checked
-    if app.style().name().lower() != "fusion":
-        app.setStyle("Fusion")
+    app.setStyleSheet("")  # unwraps the base style, so that it can be checked
+    from llmos.desktop.window_style import DesktopStyle  # it draws with this module's icons
+
+    if not isinstance(app.style(), DesktopStyle):
+        app.setStyle(DesktopStyle("Fusion"))
     _current = theme
     _icons.clear()
     app.setPalette(_palette(theme))
