@@ -45,6 +45,7 @@ sys.path.insert(0, str(ROOT))
 from llmos.config import load_settings  # noqa: E402
 from llmos.desktop.agent_window import AgentWindow  # noqa: E402
 from llmos.desktop.desktop_window import DesktopWindow  # noqa: E402
+from llmos.desktop.main import settle_heap_when_ready  # noqa: E402
 from llmos.desktop.theme import apply_theme  # noqa: E402
 from llmos.kernel.events import TokenStreamed  # noqa: E402
 from tests.ollama_server import OllamaTestServer  # noqa: E402
@@ -184,7 +185,7 @@ async def streaming(desktop: DesktopWindow, args: argparse.Namespace) -> dict:
     desktop.session.bus.subscribe(lambda _: tokens.__setitem__(0, tokens[0] + 1), TokenStreamed)
     probe = Probe(desktop)
     desktop.task_manager_dock.show()
-    await desktop.session.kernel_ready()
+    await settle_heap_when_ready(desktop.session)  # as llmos itself does once the kernel runs
     await asyncio.sleep(0.5)
     results = {"baseline": await measure("0 windows (baseline)", probe, args.seconds, tokens)}
 

@@ -20,6 +20,7 @@ from llmos.apps.registry import AppNotFound, AppRegistry
 from llmos.bootstrap import choose_engine, open_kernel
 from llmos.config import ENGINES, Settings, SettingsError, load_settings
 from llmos.console import assembly_progress, human_bytes, print_table, silence_stdout
+from llmos.desktop.main import NoDisplay, run_desktop
 from llmos.drivers.base import DriverError, ModelDriver, ModelInfo
 from llmos.drivers.model_store import ModelFileError
 from llmos.kernel.context import PromptTooLarge
@@ -38,6 +39,7 @@ _USER_ERRORS = (
     PromptTooLarge,
     MemoryStoreError,
     MemoryPathError,
+    NoDisplay,
 )
 
 
@@ -124,8 +126,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if debug else logging.WARNING,
         format="llmos: %(levelname)s: %(message)s",
     )
-    if args.command is None:
-        return _open_desktop(args, debug)
     handlers: dict[str, Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]] = {
         "doctor": cmd_doctor,
         "run": cmd_run,
@@ -136,6 +136,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     try:
         settings = _settings(args)
+        if args.command is None:
+            return run_desktop(settings)  # `llmos` alone opens the desktop
         return asyncio.run(handlers[args.command](args, settings))
     except _USER_ERRORS as error:
         if debug:
@@ -148,22 +150,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         silence_stdout()
         return 0
-
-
-def _open_desktop(args: argparse.Namespace, debug: bool) -> int:
-    """``llmos`` with no command opens the desktop."""
-    from llmos.desktop.main import NoDisplay, run_desktop
-
-    try:
-        return run_desktop(_settings(args))
-    except (SettingsError, NoDisplay) as error:
-        if debug:
-            raise
-        print(f"llmos: {error}", file=sys.stderr)
-        return 1
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        print("llmos: interrupted.", file=sys.stderr)
-        return 130
 
 
 # -- doctor ---------------------------------------------------------------------------------

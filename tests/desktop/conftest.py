@@ -31,7 +31,12 @@ def qloop(qapp) -> Iterator[qasync.QEventLoop]:
     qapp.setQuitOnLastWindowClosed(False)
     loop = qasync.QEventLoop(qapp, already_running=True)
     asyncio.events._set_running_loop(None)
+    # Threads for asyncio.to_thread, owned here so they are joined before Qt goes away
+    # (the loop itself is never closed: it runs "already" for the whole session).
+    executor = qasync.QThreadExecutor()
+    loop.set_default_executor(executor)
     yield loop
+    executor.shutdown(wait=True)
 
 
 @pytest.fixture(autouse=True)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from llmos.desktop.chat_view import ChatView
+from llmos.desktop.chat_view import BACKGROUND_RENDER_MS, ChatView
 from llmos.desktop.theme import apply_theme, current_theme
 
 PROSE = "A long paragraph of prose that must wrap inside the window. " * 12
@@ -90,12 +92,15 @@ def test_a_thousand_messages(view):
 def test_a_background_window_renders_a_few_times_a_second(qtbot, view, foreground):
     view.set_foreground(foreground)
     view.begin_answer("Chat")
-    for index in range(40):  # about 60 frames' worth of text over ~0.3 s
+    started = time.monotonic()
+    for index in range(40):  # a frame's worth of text every ~8 ms
         view.append_stream(f" word{index}")
         qtbot.wait(8)
+    elapsed = time.monotonic() - started
     view.end_answer()
     assert "word39" in view.toPlainText()
     if foreground:
-        assert view.renders >= 20
+        assert view.renders >= 20  # about one render per frame of text
     else:
-        assert view.renders <= 6
+        # At most one render per BACKGROUND_RENDER_MS, however slow the machine is today.
+        assert view.renders <= elapsed / (BACKGROUND_RENDER_MS / 1000) + 1

@@ -12,7 +12,7 @@ from PySide6.QtCore import Qt
 from llmos.desktop.desktop_window import DesktopWindow
 from llmos.desktop.session import DesktopSession, KernelNotRunning
 from llmos.desktop.settings_dialog import SettingsDialog
-from tests.desktop.driving import WAIT, open_from_launcher, type_and_send
+from tests.desktop.driving import WAIT, open_from_launcher, open_from_launcher_no_pid, type_and_send
 from tests.fakes import FakeDriver
 
 
@@ -121,3 +121,46 @@ def test_typing_in_the_launcher_prefers_a_matching_name(qtbot, open_desktop):
     qtbot.keyClick(desktop.launcher.search, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: len(desktop.agent_windows) == 1)
     assert desktop.agent_windows[0].manifest.id == "writer"
+
+
+def test_retry_after_a_failed_start_starts_the_engine_again(
+    qtbot, open_desktop, tmp_path, default_model
+):
+    model = tmp_path / "later.gguf"  # not there yet: the engine cannot start
+    desktop = open_desktop(engine="embedded", model=str(model))
+    window = open_from_launcher_no_pid(qtbot, desktop)
+    qtbot.waitUntil(window.banner.isVisible, timeout=WAIT)
+    assert desktop.session.status.phase == "failed"
+    assert "later.gguf" in window.banner_text.text()
+
+    model.symlink_to(default_model)  # the user fixes it; Retry must really try again
+    qtbot.mouseClick(window.retry_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.pid is not None, timeout=60_000)
+    assert desktop.session.status.phase == "ready" and not window.banner.isVisible()
+
+
+def test_a_failed_message_is_kept_for_retry_even_with_a_new_draft(qtbot, open_desktop):
+    driver = FakeDriver(break_after=0)  # the next call breaks before any token
+    desktop = open_desktop(driver)
+    window = open_from_launcher(qtbot, desktop)
+    type_and_send(qtbot, window, "the important question")
+    qtbot.keyClicks(window.composer, "a draft")  # typed while waiting
+    qtbot.waitUntil(window.banner.isVisible, timeout=WAIT)
+    assert window.composer.toPlainText() == "a draft"
+    assert "important question" not in window.chat.toPlainText()
+    qtbot.mouseClick(window.retry_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.chat.messages == 2 and not window.generating, timeout=WAIT)
+    assert "the important question" in window.chat.toPlainText()
+    assert window.composer.toPlainText() == "a draft"
+
+
+def test_a_failed_engine_switch_still_applies_the_other_changes(
+    qtbot, arun, open_desktop, ollama_server, dead_host
+):
+    desktop = open_desktop(engine="ollama", ollama_host=ollama_server.host)
+    open_from_launcher(qtbot, desktop)
+    session = desktop.session
+    with pytest.raises(Exception, match="not reachable"):
+        arun(session.apply(replace(session.settings, ollama_host=dead_host, num_ctx=4096)), 20)
+    assert session.settings.num_ctx == 4096 and session.kernel.num_ctx == 4096
+    assert session.settings.ollama_host == ollama_server.host

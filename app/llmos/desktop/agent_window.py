@@ -117,6 +117,8 @@ class AgentWindow(QWidget):
         row.addWidget(dismiss, 0, Qt.AlignmentFlag.AlignTop)
         self.banner.hide()
         self._retry_action: str | None = None
+        self._unsent = ""
+        """A message that got no answer, kept for Retry."""
 
         self.chat = ChatView()
         self.starters = QWidget()
@@ -266,8 +268,10 @@ class AgentWindow(QWidget):
             self._show_banner(str(error))
 
     def _take_back(self, text: str, mark: int) -> None:
-        """Remove an unsent message from the view and give its text back to the composer."""
+        """Remove an unsent message from the view and keep its text: back in the composer,
+        or (when a new draft is there) for Retry to send again."""
         self.chat.truncate(mark)
+        self._unsent = text
         if not self.composer.toPlainText().strip():
             self.composer.setPlainText(text)
             self.composer.moveCursor(self.composer.textCursor().MoveOperation.End)
@@ -285,7 +289,11 @@ class AgentWindow(QWidget):
         if action == "spawn":
             self.start()
         elif action == "send":
-            self.send()
+            text, self._unsent = self._unsent, ""
+            if self.composer.toPlainText() == text:
+                self.send()
+            elif text:
+                self._send_text(text)  # the draft typed meanwhile stays in the composer
 
     # -- kernel events ---------------------------------------------------------------------------
 

@@ -27,9 +27,9 @@ ROLE_PROPERTY = QTextFormat.Property.UserProperty + 1
 """Frame format property holding the message's role (to recolour it for a new theme)."""
 CODE_FENCE = QTextFormat.Property.BlockCodeFence
 SLOW_RENDER_MS = 8.0
+"""A re-render slower than this spaces the next ones out (very long answers)."""
 BACKGROUND_RENDER_MS = 100
 """How often a window that is not the active one re-renders its streaming answer."""
-"""A re-render slower than this spaces the next ones out (very long answers)."""
 
 
 class ChatView(QTextBrowser):
@@ -131,13 +131,6 @@ class ChatView(QTextBrowser):
         removed = self.document().rootFrame().childFrames()
         cursor.removeSelectedText()
         self.messages -= len(removed) - len(self.document().rootFrame().childFrames())
-
-    def clear_conversation(self) -> None:
-        self._render_timer.stop()
-        self._streaming = False
-        self._text = self._rendered = ""
-        self.messages = 0
-        self.clear()
 
     # -- rendering -------------------------------------------------------------------------------
 

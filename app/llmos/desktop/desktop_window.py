@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 from collections.abc import Callable
-from dataclasses import replace
 
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence
@@ -70,7 +68,6 @@ class DesktopWindow(QMainWindow):
         self._shut_down = False
         self._shutdown_task: asyncio.Task[None] | None = None
         self._settings_dialog: SettingsDialog | None = None
-        self._heap_settled = False
 
         self.workspace = Workspace()
         self.workspace.subWindowActivated.connect(self._on_activated)
@@ -280,7 +277,7 @@ class DesktopWindow(QMainWindow):
         self.launcher.popup_at(button.mapToGlobal(QPoint(0, -4)))
 
     def show_help(self) -> None:
-        dialog = HelpDialog(self.actions(), self)
+        dialog = HelpDialog(self.actions(), self.task_manager.actions(), self)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.open()
 
@@ -307,7 +304,6 @@ class DesktopWindow(QMainWindow):
         try:
             await self.session.apply(settings)
         except (DriverError, ModelFileError, KernelError) as error:
-            self.session.settings = replace(self.session.settings, theme=settings.theme)
             self._tell(
                 "Settings saved, engine unchanged",
                 f"The new engine settings could not be used now: {error}",
@@ -339,13 +335,6 @@ class DesktopWindow(QMainWindow):
     def _on_status(self) -> None:
         status = self.session.status
         self.taskbar.show_status(status)
-        if status.phase == "ready" and not self._heap_settled:
-            self._heap_settled = True
-            # Everything loaded so far (Qt, the model client, the kernel) lives as long as the
-            # desktop: keep it out of the collector's full passes, which otherwise walk it all
-            # and stalled streaming windows for ~60 ms (benchmarks/desktop_bench.py).
-            gc.collect()
-            gc.freeze()
 
     # -- shutdown ------------------------------------------------------------------------------
 
@@ -370,8 +359,9 @@ class DesktopWindow(QMainWindow):
         for sub in self.workspace.subWindowList():
             window = sub.widget()
             if isinstance(window, AgentWindow):
-                window.close_without_asking()
-            sub.close()
+                window.close_without_asking()  # closes its frame too
+            else:
+                sub.close()
         try:
             await self.session.shutdown()
         finally:

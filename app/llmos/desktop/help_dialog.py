@@ -17,31 +17,44 @@ from PySide6.QtWidgets import (
 )
 
 
+def _rows(actions: Iterable[QAction]) -> list[tuple[str, str]]:
+    """(name, keys) of every action that has a shortcut."""
+    native = QKeySequence.SequenceFormat.NativeText
+    return [
+        (action.text().replace("&", ""), ", ".join(k.toString(native) for k in action.shortcuts()))
+        for action in actions
+        if action.shortcuts()
+    ]
+
+
+def _rows(actions: Iterable[QAction]) -> list[tuple[str, str]]:
+    """(name, keys) of every action that has a shortcut."""
+    native = QKeySequence.SequenceFormat.NativeText
+    return [
+        (action.text().replace("&", ""), ", ".join(k.toString(native) for k in action.shortcuts()))
+        for action in actions
+        if action.shortcuts()
+    ]
+
+
 class HelpDialog(QDialog):
     """Lists every action that has a shortcut."""
 
-    def __init__(self, actions: Iterable[QAction], parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        actions: Iterable[QAction],
+        task_manager_actions: Iterable[QAction] = (),
+        parent: QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Keyboard shortcuts")
-        rows = [
-            (
-                action.text().replace("&", ""),
-                ", ".join(
-                    s.toString(QKeySequence.SequenceFormat.NativeText) for s in action.shortcuts()
-                ),
-            )
-            for action in actions
-            if action.shortcuts()
-        ]
+        rows = _rows(actions)
         rows += [
             ("Send the message", "Enter"),
             ("New line in the message", "Shift+Enter"),
             ("Stop the answer", "Esc"),
-            ("Task manager: kill the selected process", "Delete"),
-            ("Task manager: suspend or resume it", "Space"),
-            ("Task manager: raise or lower its priority", "Ctrl+Up, Ctrl+Down"),
-            ("Task manager: bring its window to the front", "Enter"),
         ]
+        rows += [(f"Task manager: {name}", keys) for name, keys in _rows(task_manager_actions)]
         self.table = QTableWidget(len(rows), 2)
         self.table.setHorizontalHeaderLabels(["Action", "Shortcut"])
         self.table.verticalHeader().hide()

@@ -12,7 +12,7 @@ from typing import Any
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtWidgets import QWidget
 
-from llmos.desktop.ram_bar import USAGE_ROLE, ram_tooltip
+from llmos.desktop.ram_bar import RAM_TEXT_SAMPLE, USAGE_ROLE, ram_tooltip
 from llmos.desktop.session import DesktopSession
 from llmos.desktop.theme import current_theme
 from llmos.kernel.errors import NoSuchProcess
@@ -37,7 +37,7 @@ HEADER_TIPS = {
     PRIORITY: "Scheduler priority, -10 to 10; higher runs first",
 }
 COLUMN_SAMPLES = {PID: "88888", APP: "Librarian", STATE: "Suspended", MODEL: "qwen2.5:0.5b",
-                  PRIORITY: "+10", RAM: "88.8k / 88.8k tokens · 88.8 KB", RATE: "888.8",
+                  PRIORITY: "+10", RAM: RAM_TEXT_SAMPLE, RATE: "888.8",
                   WALL: "88:88:88"}  # fmt: skip
 """Typical widest contents, for the initial column widths."""
 PRIORITY_RANGE = (-10, 10)

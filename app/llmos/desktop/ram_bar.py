@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from llmos.console import human_bytes as console_bytes
 from llmos.desktop.theme import Theme, current_theme
 from llmos.kernel.context import BYTES_PER_TOKEN_SHOWN, ContextUsage, Segment
 
@@ -48,15 +49,8 @@ def human_tokens(tokens: int) -> str:
 
 
 def human_bytes(count: int) -> str:
-    """Bytes in decimal units: 6000 -> "6.0 KB"."""
-    if count < 1000:
-        return f"{count} B"
-    value = count / 1000
-    for unit in ("KB", "MB"):
-        if value < 1000:
-            return f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{value:.1f} GB"
+    """Bytes in decimal units, as the CLI shows them: 6000 -> "6.0 KB" (and 0 -> "0 B")."""
+    return console_bytes(count) if count else "0 B"
 
 
 def ram_text(usage: ContextUsage | None, budget: int) -> str:
@@ -156,7 +150,9 @@ def _fill_parts(
         x += width
 
 
-TEXT_SAMPLES = ("88.8k / 88.8k tokens \u00b7 888.8 KB", "88.8k / 88.8k tokens", "88.8k / 88.8k")
+RAM_TEXT_SAMPLE = "888.8k / 888.8k tokens \u00b7 888.8 KB"
+"""The widest context RAM text, for sizing the meter and the task manager's column."""
+TEXT_SAMPLES = (RAM_TEXT_SAMPLE, "888.8k / 888.8k tokens", "888.8k / 888.8k")
 """The widest forms of the meter's text, from the fullest to the most compact."""
 
 
@@ -279,5 +275,5 @@ class RamDelegate(QStyledItemDelegate):
     def sizeHint(
         self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex
     ) -> QSize:
-        width = option.fontMetrics.horizontalAdvance("88.8k / 88.8k tokens · 888.8 KB")
+        width = option.fontMetrics.horizontalAdvance(RAM_TEXT_SAMPLE)
         return QSize(self.BAR_WIDTH + width + 26, option.fontMetrics.height() + 8)

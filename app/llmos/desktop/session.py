@@ -113,6 +113,10 @@ class DesktopSession(QObject):
         """
         if self._ready is None:
             raise KernelNotRunning("The desktop has not started its kernel.")
+        if self.status.phase == "failed" and self._ready.done() and not self._closing:
+            # Asked again after a failed start (a window's Retry): try again, since the user
+            # may have started Ollama meanwhile.
+            self.start()
         return await asyncio.shield(self._ready)
 
     async def _start_kernel(self) -> None:
@@ -244,7 +248,11 @@ class DesktopSession(QObject):
             self._set(engine=kernel.driver.kind, location=kernel.driver.location, progress=None)
         finally:
             if not switched:
-                self.settings = old
+                # Only the engine stays as it was; the other changes still apply.
+                self.settings = replace(
+                    settings, engine=old.engine, ollama_host=old.ollama_host, model=old.model
+                )
+                kernel.num_ctx = settings.num_ctx
             self._set(message=self._reason, connected=switched and self.status.connected)
             self._health = self.run(self._watch_health(kernel), "llmos-health")
 

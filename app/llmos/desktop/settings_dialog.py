@@ -20,12 +20,14 @@ from PySide6.QtWidgets import (
 )
 
 from llmos.config import ENGINES, THEMES, Settings, SettingsError, apply_changes, save_settings
+from llmos.desktop.ram_bar import human_bytes
 from llmos.desktop.session import DesktopSession, KernelNotRunning
 from llmos.drivers.base import DriverError
 from llmos.kernel.context import BYTES_PER_TOKEN_SHOWN
 
 log = logging.getLogger(__name__)
 
+DEFAULT_HOST = Settings.__dataclass_fields__["ollama_host"].default
 AUTOMATIC = "Automatic (each app picks an installed model)"
 ENGINE_NAMES = {
     "auto": "Automatic (Ollama when it runs, else built-in)",
@@ -53,7 +55,7 @@ class SettingsDialog(QDialog):
         self._task: asyncio.Task[None] | None = None
 
         self.host = QLineEdit(settings.ollama_host)
-        self.host.setPlaceholderText("http://127.0.0.1:11434")
+        self.host.setPlaceholderText(DEFAULT_HOST)
         self.engine = QComboBox()
         for engine in ENGINES:
             self.engine.addItem(ENGINE_NAMES[engine], engine)
@@ -145,7 +147,7 @@ class SettingsDialog(QDialog):
         """What the dialog shows now."""
         model = "" if self.model.currentText() == AUTOMATIC else self.model.currentText().strip()
         return {
-            "ollama_host": self.host.text().strip() or "http://127.0.0.1:11434",
+            "ollama_host": self.host.text().strip() or DEFAULT_HOST,
             "engine": self.engine.currentData(),
             "model": model,
             "num_ctx": self.num_ctx.value(),
@@ -170,9 +172,9 @@ class SettingsDialog(QDialog):
         self.accept()
 
     def _show_bytes(self, tokens: int) -> None:
-        kib = tokens * BYTES_PER_TOKEN_SHOWN / 1024
+        size = human_bytes(tokens * BYTES_PER_TOKEN_SHOWN)
         self.ctx_note.setText(
-            f"About {kib:,.0f} KB of text per process; models cap it at their own length."
+            f"About {size} of text per process; models cap it at their own length."
         )
 
     def done(self, result: int) -> None:

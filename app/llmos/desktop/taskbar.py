@@ -114,9 +114,6 @@ class Taskbar(QFrame):
         for each, button in self._buttons.items():
             button.setChecked(each is window and not each.isMinimized())
 
-    def button_for(self, window: QMdiSubWindow) -> QToolButton | None:
-        return self._buttons.get(window)
-
     # -- status --------------------------------------------------------------------------------
 
     def show_status(self, status: KernelStatus) -> None:
