@@ -7,8 +7,8 @@ each button sits (and so what a click hits) is still Fusion's.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QRect, QRectF, Qt
-from PySide6.QtGui import QColor, QIcon, QPainter
+from PySide6.QtCore import QRect, QRectF, QSize, Qt
+from PySide6.QtGui import QColor, QIcon, QPaintDevice, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QMdiSubWindow,
     QProxyStyle,
@@ -36,6 +36,10 @@ _BUTTONS = (
 
 class DesktopStyle(QProxyStyle):
     """Fusion, with flat title bars on the desktop's windows."""
+
+    def __init__(self, base: str) -> None:
+        super().__init__(base)
+        self._buttons: dict[tuple[str, bool, float, bool], QPixmap] = {}
 
     def pixelMetric(
         self,
@@ -111,9 +115,20 @@ class DesktopStyle(QProxyStyle):
             target = QRect(0, 0, BUTTON_ICON, BUTTON_ICON)
             target.moveCenter(rect.center())
             # An inactive window's buttons are drawn muted, as its title is.
-            mode = QIcon.Mode.Normal if active else QIcon.Mode.Disabled
-            icon(name).paint(painter, target, Qt.AlignmentFlag.AlignCenter, mode)
+            painter.drawPixmap(target, self._button(name, active, painter.device()))
         painter.restore()
+
+    def _button(self, name: str, active: bool, device: QPaintDevice) -> QPixmap:
+        """The button's icon, rendered once per look: title bars repaint whenever a window
+        under them streams text, and rendering the SVG each time showed in the benchmark."""
+        ratio = device.devicePixelRatioF()
+        key = (name, active, ratio, current_theme().dark)
+        pixmap = self._buttons.get(key)
+        if pixmap is None:
+            mode = QIcon.Mode.Normal if active else QIcon.Mode.Disabled
+            pixmap = icon(name).pixmap(QSize(BUTTON_ICON, BUTTON_ICON), ratio, mode)
+            self._buttons[key] = pixmap
+        return pixmap
 
 
 def _background(theme: Theme, active: bool) -> QColor:
