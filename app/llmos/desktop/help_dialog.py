@@ -27,16 +27,6 @@ def _rows(actions: Iterable[QAction]) -> list[tuple[str, str]]:
     ]
 
 
-def _rows(actions: Iterable[QAction]) -> list[tuple[str, str]]:
-    """(name, keys) of every action that has a shortcut."""
-    native = QKeySequence.SequenceFormat.NativeText
-    return [
-        (action.text().replace("&", ""), ", ".join(k.toString(native) for k in action.shortcuts()))
-        for action in actions
-        if action.shortcuts()
-    ]
-
-
 class HelpDialog(QDialog):
     """Lists every action that has a shortcut."""
 
