@@ -64,8 +64,6 @@ class DesktopWindow(QMainWindow):
         self.session = DesktopSession(settings, driver=driver, parent=self)
         self.bridge = KernelBridge(self.session.bus, self)
         self.closed: asyncio.Future[None] = asyncio.get_event_loop().create_future()
-        self._shutting_down = False
-        self._shut_down = False
         self._shutdown_task: asyncio.Task[None] | None = None
         self._settings_dialog: SettingsDialog | None = None
 
@@ -294,7 +292,7 @@ class DesktopWindow(QMainWindow):
         dialog.load_models()
 
     def _apply_settings(self, settings: Settings) -> None:
-        if self._shutting_down:
+        if self._shutdown_task is not None:
             return
         if settings.theme != self.session.settings.theme:
             self.apply_look(settings.theme)
@@ -339,20 +337,28 @@ class DesktopWindow(QMainWindow):
     # -- shutdown ------------------------------------------------------------------------------
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        if self._shut_down:
+        if self.closed.done():
             event.accept()
             return
         event.ignore()
-        if self._shutdown_task is None:
-            self._shutdown_task = asyncio.get_running_loop().create_task(
-                self.shutdown(), name="llmos-desktop-shutdown"
-            )
+        self._start_shutdown()
 
     async def shutdown(self) -> None:
-        """Close every window, stop the kernel (generations are cancelled), then close."""
-        if self._shutting_down:
-            return
-        self._shutting_down = True
+        """Close every window, stop the kernel (generations are cancelled), then close.
+
+        Every caller (the window's close button, Ctrl+Q, Ctrl-C in the terminal) waits for the
+        one shutdown; a caller that is cancelled does not cancel it.
+        """
+        await asyncio.shield(self._start_shutdown())
+
+    def _start_shutdown(self) -> asyncio.Task[None]:
+        if self._shutdown_task is None:
+            self._shutdown_task = asyncio.get_running_loop().create_task(
+                self._shut_down(), name="llmos-desktop-shutdown"
+            )
+        return self._shutdown_task
+
+    async def _shut_down(self) -> None:
         self.launcher.hide()
         for dialog in self.findChildren(QDialog):
             dialog.close()
@@ -366,10 +372,9 @@ class DesktopWindow(QMainWindow):
             await self.session.shutdown()
         finally:
             self.bridge.close()
-            self._shut_down = True
-            self.close()
             if not self.closed.done():
                 self.closed.set_result(None)
+            self.close()
 
 
 def _memory_placeholder() -> QWidget:
