@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtWidgets import QApplication, QMenu, QMessageBox
 
 from llmos.config import load_settings
 from llmos.desktop.help_dialog import HelpDialog
@@ -280,3 +280,32 @@ def test_bring_to_front_from_the_task_manager(qtbot, open_desktop):
     manager.front_action.trigger()
     assert desktop.workspace.activeSubWindow().widget() is first
     assert not first.parentWidget().isMinimized()
+
+
+def test_a_taskbar_button_menu_minimises_and_closes_its_window(qtbot, open_desktop):
+    desktop = open_desktop(FakeDriver())
+    window = open_from_launcher(qtbot, desktop)
+    frame = window.parentWidget()
+    button = next(
+        b
+        for b in desktop.taskbar.findChildren(type(desktop.taskbar.start_button), "WindowButton")
+        if b.toolTip() == frame.windowTitle()
+    )
+    actions = {a.text(): a for a in button.findChild(QMenu).actions()}
+    actions["Minimise"].trigger()
+    assert frame.isMinimized()
+    actions["Restore"].trigger()
+    assert not frame.isMinimized()
+    actions["Close"].trigger()
+    qtbot.waitUntil(lambda: desktop.agent_windows == [], timeout=WAIT)
+    qtbot.waitUntil(lambda: not window.kernel.get(window.pid).alive)
+
+
+def test_nothing_is_sent_before_the_process_runs_and_the_text_waits(qtbot, open_desktop, dead_host):
+    desktop = open_desktop(engine="ollama", ollama_host=dead_host)
+    window = open_from_launcher_no_pid(qtbot, desktop)
+    assert not window.send_button.isEnabled()
+    type_and_send(qtbot, window, "are you there?")
+    qtbot.waitUntil(window.banner.isVisible, timeout=WAIT)
+    assert window.composer.toPlainText() == "are you there?"
+    assert window.chat.messages == 0 and not window.send_button.isEnabled()

@@ -198,6 +198,7 @@ class AgentWindow(QWidget):
         self.kernel, self.pid = kernel, process.pid
         self.setWindowTitle(f"{self.manifest.name} \u00b7 {process.pid}")
         self._on_usage(process.pid)
+        self.send_button.setEnabled(True)
         self.processStarted.emit(process.pid)
         self.composer.setFocus()
 
@@ -386,6 +387,8 @@ class AgentWindow(QWidget):
         return super().eventFilter(watched, event)
 
     def _set_generating(self, generating: bool) -> None:
+        # Until the process runs there is nothing to send to (typed text waits in the box).
+        self.send_button.setEnabled(self.pid is not None)
         self.send_button.setVisible(not generating)
         self.stop_button.setVisible(generating)
         self.generatingChanged.emit(generating)

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QMdiSubWindow,
+    QMenu,
     QProgressBar,
     QSizePolicy,
     QToolButton,
@@ -91,6 +92,17 @@ class Taskbar(QFrame):
         button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         button.setMaximumWidth(WINDOW_BUTTON_WIDTH)
         button.clicked.connect(lambda: self.windowClicked.emit(window))
+        # Right-click: what a window's own title bar offers, from the taskbar.
+        menu = QMenu(button)
+        menu.addAction(icon("front"), "Restore", window.showNormal)
+        menu.addAction(icon("minimize"), "Minimise", window.showMinimized)
+        menu.addAction(icon("maximize"), "Maximise", window.showMaximized)
+        menu.addSeparator()
+        menu.addAction(icon("close"), "Close", window.close)
+        button.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        button.customContextMenuRequested.connect(
+            lambda point: menu.popup(button.mapToGlobal(point))
+        )
         self._buttons[window] = button
         self.windows.insertWidget(self.windows.count() - 1, button)
         self.update_window(window)
