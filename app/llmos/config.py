@@ -36,6 +36,7 @@ from llmos.drivers.ollama_driver import parse_ollama_host
 APP_NAME = "llmos"
 ENGINES = ("auto", "ollama", "embedded")
 THEMES = ("system", "light", "dark")
+_CHOICES = {"engine": ENGINES, "theme": THEMES}
 
 
 class SettingsError(Exception):
@@ -103,13 +104,8 @@ def load_settings(
         settings = _apply(settings, {"parallel": env["OLLAMA_NUM_PARALLEL"]}, "OLLAMA_NUM_PARALLEL")
 
     path = default_config_file(env)
-    if path.exists() and not path.is_file():
-        raise SettingsError(f"The config file {path} is not a file.")
-    if path.is_file():
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-            raise SettingsError(f"The config file {path} cannot be read: {error}.") from None
+    data = _read_config(path)
+    if data is not None:
         unknown = sorted(set(data) - _FILE_KEYS)
         if unknown:
             raise SettingsError(
@@ -126,6 +122,22 @@ def load_settings(
 
     given = {key: value for key, value in (flags or {}).items() if value is not None}
     return _apply(settings, given, "the command line")
+
+
+def _read_config(path: Path) -> dict[str, Any] | None:
+    """The config file's contents; None when there is none.
+
+    Raises:
+        SettingsError: it is not a file, or cannot be read or parsed.
+    """
+    if path.exists() and not path.is_file():
+        raise SettingsError(f"The config file {path} is not a file.")
+    if not path.is_file():
+        return None
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise SettingsError(f"The config file {path} cannot be read: {error}.") from None
 
 
 def apply_changes(settings: Settings, changes: Mapping[str, Any]) -> Settings:
@@ -155,20 +167,13 @@ def _convert(key: str, value: Any, source: str) -> Any:
             return parse_ollama_host(str(value))
         except ValueError as error:
             raise SettingsError(f"ollama_host from {source}: {error}.") from None
-    if key == "engine":
-        engine = str(value).strip().lower()
-        if engine not in ENGINES:
+    if key in _CHOICES:
+        choice = str(value).strip().lower()
+        if choice not in _CHOICES[key]:
             raise SettingsError(
-                f"engine must be one of {', '.join(ENGINES)}; {source} says '{value}'."
+                f"{key} must be one of {', '.join(_CHOICES[key])}; {source} says '{value}'."
             )
-        return engine
-    if key == "theme":
-        theme = str(value).strip().lower()
-        if theme not in THEMES:
-            raise SettingsError(
-                f"theme must be one of {', '.join(THEMES)}; {source} says '{value}'."
-            )
-        return theme
+        return choice
     if key in ("num_ctx", "parallel"):
         try:
             number = int(value)
@@ -198,12 +203,7 @@ def save_settings(changes: Mapping[str, Any], env: Mapping[str, str] | None = No
     """
     env = os.environ if env is None else env
     path = default_config_file(env)
-    data: dict[str, Any] = {}
-    try:
-        if path.is_file():
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-        raise SettingsError(f"The config file {path} cannot be read: {error}.") from None
+    data = _read_config(path) or {}
     for key, value in changes.items():
         if key not in _FILE_KEYS:
             raise SettingsError(f"Unknown setting '{key}'.")

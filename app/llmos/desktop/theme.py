@@ -14,11 +14,13 @@ from PySide6.QtGui import QColor, QGuiApplication, QIcon, QIconEngine, QPainter,
 from PySide6.QtSvg import QSvgRenderer
 from PySide6.QtWidgets import QApplication
 
+from llmos.config import THEMES
 from llmos.resources import resource_path
 
 log = logging.getLogger(__name__)
 
-MODES = ("system", "light", "dark")
+MODES = THEMES
+"""The settings' theme values: ``system`` follows the platform."""
 
 
 @dataclass(frozen=True)
