@@ -136,6 +136,29 @@ async def test_vectors_fill_in_behind_and_the_document_is_searchable_before(
     assert result.hits[0].matched_by == ("text", "vector")
 
 
+async def test_the_indexer_embeds_only_when_its_gate_opens(vector_memory, tmp_path):
+    (tmp_path / "a.txt").write_text("the okapi lives in the rainforest")
+    await vector_memory.run(vector_memory.job([tmp_path / "a.txt"]))
+    open_gate = asyncio.Event()
+    calls = 0
+
+    async def gate() -> None:
+        nonlocal calls
+        calls += 1
+        await open_gate.wait()
+
+    indexer = vector_memory.indexer(gate=gate)
+    indexer.finish()
+    running = asyncio.create_task(indexer.run())
+    while calls == 0:
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.1)
+    assert indexer.chunks_done == 0  # held at the gate (a process is generating)
+    open_gate.set()
+    await asyncio.wait_for(running, 30)
+    assert indexer.chunks_done == 1
+
+
 @pytest.fixture
 async def two_embedders():
     """A server with two embedding models of different dimensions, and a driver on it."""

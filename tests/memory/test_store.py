@@ -167,3 +167,20 @@ async def test_a_big_folder_is_filtered_after_ranking_with_the_same_result(memor
     postfiltered = await memory.search("shared words", k=10, folder="/In")
     assert sorted(h.document.path for h in prefiltered.hits) == [f"/In/{i}.txt" for i in range(6)]
     assert sorted(h.document.path for h in postfiltered.hits) == [f"/In/{i}.txt" for i in range(6)]
+
+
+async def test_refresh_shows_what_another_connection_committed(memory, tmp_path):
+    from llmos.memory.long_term import LongTermMemory
+
+    other = await LongTermMemory.open(tmp_path / "data")  # e.g. `llmos ingest` elsewhere
+    try:
+        await put(other, "/Documents/elsewhere.txt", "written by another process")
+        assert not await memory.store.has_document("/Documents/elsewhere.txt")
+        assert await memory.store.refresh()
+        assert await memory.store.has_document("/Documents/elsewhere.txt")
+        assert not await memory.store.refresh()  # nothing new since
+        await other.store.mkdir("/Projects")
+        assert await memory.store.refresh()
+        assert "/Projects" in await memory.store.folders()
+    finally:
+        await other.close()

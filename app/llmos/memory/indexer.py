@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +39,9 @@ class Indexer:
 
     Args:
         on_progress: called on the event loop after every embedding batch.
+        gate: awaited before every embedding batch; the desktop uses it to embed only while
+            no process is generating on the same engine (a batch holds the embedded engine
+            for seconds).
     """
 
     def __init__(
@@ -46,10 +49,12 @@ class Indexer:
         store: MemoryStore,
         embedder: Embedder,
         on_progress: Callable[[IndexProgress], None] | None = None,
+        gate: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.store = store
         self.embedder = embedder
         self._on_progress = on_progress
+        self._gate = gate
         self._more = asyncio.Event()
         self._closing = False
         self._stopped = False
@@ -146,6 +151,8 @@ class Indexer:
         rows: list[dict[str, Any]] = []
         size = self.embedder.batch_size
         for start in range(0, len(chunks), size):
+            if self._gate is not None:
+                await self._gate()
             if self._stopped:
                 return None
             batch = chunks[start : start + size]

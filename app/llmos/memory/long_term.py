@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -153,11 +153,15 @@ class LongTermMemory:
             if await self.store.has_document(path):
                 raise MemoryStoreError(f"'{path}' is a document, so '{folder}' cannot be a folder.")
 
-    def indexer(self, on_progress: Callable[[IndexProgress], None] | None = None) -> Indexer | None:
+    def indexer(
+        self,
+        on_progress: Callable[[IndexProgress], None] | None = None,
+        gate: Callable[[], Awaitable[None]] | None = None,
+    ) -> Indexer | None:
         """An indexer for the active embedder (None when memory runs on full text)."""
         if self.embedder is None:
             return None
-        return Indexer(self.store, self.embedder, on_progress)
+        return Indexer(self.store, self.embedder, on_progress, gate)
 
     # -- reading ---------------------------------------------------------------------------
 

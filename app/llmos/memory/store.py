@@ -82,6 +82,18 @@ class MemoryStore:
             await store.mkdir(paths.DOCUMENTS)
         return store
 
+    async def refresh(self) -> bool:
+        """See what other processes committed (another ``llmos ingest``, an agent's note).
+
+        A LanceDB table object keeps reading the version it last saw; this moves every table
+        to its latest version. Returns True when documents or folders changed meanwhile.
+        Cheap (well under a millisecond per table), so it can be polled.
+        """
+        before = (await self._documents.version(), await self._folders.version())
+        for table in (self._documents, self._folders, self._chunks, *self._vectors.values()):
+            await table.checkout_latest()
+        return before != (await self._documents.version(), await self._folders.version())
+
     def close(self) -> None:
         for table in (self._documents, self._chunks, self._folders, *self._vectors.values()):
             table.close()
