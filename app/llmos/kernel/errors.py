@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from llmos.drivers.base import DriverError
 
 
@@ -41,3 +43,25 @@ class ModelCallFailed(KernelError):
         super().__init__(str(cause))
         self.cause = cause
         self.partial = partial
+
+
+class PageTooLarge(KernelError):
+    """Memory pages do not fit the room a process's context RAM has for them.
+
+    ``tokens`` is what the pages cost, ``room`` what the process can give them (see
+    :func:`llmos.kernel.pages.page_room`), ``over_by`` how many tokens must go, and
+    ``budget`` the process's context RAM.
+    """
+
+    def __init__(self, sources: Sequence[str], *, tokens: int, room: int, budget: int) -> None:
+        names = ", ".join(f"'{source}'" for source in dict.fromkeys(sources))
+        needs = "needs" if len(set(sources)) == 1 else "need"
+        super().__init__(
+            f"{names} {needs} about {tokens} tokens but this process has room for {room} "
+            f"(the context RAM is {budget} tokens). Page in fewer chunks, or give the process "
+            "more context (num_ctx in the settings or --num-ctx)."
+        )
+        self.tokens = tokens
+        self.room = room
+        self.budget = budget
+        self.over_by = tokens - room

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from llmos.kernel.context import ContextUsage
+from llmos.kernel.pages import Page
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,14 @@ class TokenStreamed(Event):
 @dataclass(frozen=True, slots=True)
 class ContextUsageChanged(Event):
     usage: ContextUsage
+
+
+@dataclass(frozen=True, slots=True)
+class PagesChanged(Event):
+    """A page went into or out of the process's context RAM."""
+
+    pages: tuple[Page, ...]
+    """Every page the process now holds, in the order its requests carry them."""
 
 
 @dataclass(frozen=True, slots=True)

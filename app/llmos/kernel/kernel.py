@@ -12,7 +12,7 @@ import itertools
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,12 +31,14 @@ from llmos.kernel.errors import (
     ModelCallFailed,
     NoSuchProcess,
     NoUsableModel,
+    PageTooLarge,
     ProcessBusy,
     ProcessGone,
 )
 from llmos.kernel.events import (
     ContextUsageChanged,
     EventBus,
+    PagesChanged,
     ProcessExited,
     ProcessSpawned,
     ProcessStateChanged,
@@ -45,6 +47,7 @@ from llmos.kernel.events import (
     SyscallStarted,
     TokenStreamed,
 )
+from llmos.kernel.pages import Page, page_room
 from llmos.kernel.process import Process, ProcessState
 from llmos.kernel.scheduler import Lease, Scheduler
 from llmos.kernel.tokens import Calibration, TokenCounter
@@ -311,6 +314,97 @@ class Kernel:
             await asyncio.gather(*turns, return_exceptions=True)
         await self.driver.close()
 
+    # -- memory pages ----------------------------------------------------------------------
+
+    def page_room(self, pid: int, replacing: Collection[str] = ()) -> int:
+        """Tokens new memory pages may take in a process's context RAM right now.
+
+        The prompt limit (budget less the answer's reserve) shrunk by the token counter's
+        error margin, less the system prompt, pinned memory, tool schemas, the pages that
+        stay (all but those whose keys are in ``replacing``), and room kept for the
+        conversation: the largest of ``CONVERSATION_FLOOR_TOKENS`` (256), an eighth of the
+        prompt limit, and the newest turn. See :func:`llmos.kernel.pages.page_room`.
+        """
+        process = self.get(pid)
+        return page_room(
+            budget=process.budget,
+            reserve=process.reserve,
+            counter=self._counter(process.model),
+            system=process.system_messages,
+            pinned=process.pinned,
+            paged_in=[page.message for page in process.paged_in if page.key not in replacing],
+            history=process.history,
+        )
+
+    def page_cost(self, pid: int, page: Page) -> int:
+        """Tokens ``page`` takes in a process's context RAM, as :meth:`page_in` charges it."""
+        return self._counter(self.get(pid).model).message(page.message)
+
+    def page_in(self, pid: int, pages: Sequence[Page]) -> ContextUsage:
+        """Put memory pages into a process's context RAM and return its new usage.
+
+        A page whose key the process already holds replaces that page in place; others are
+        added after the pages held. Allowed while a turn is in flight: the pages go into
+        the next request (a preempted or suspended turn picks them up when it resumes).
+
+        Raises:
+            ProcessGone: the process has exited.
+            PageTooLarge: the pages cost more than :meth:`page_room` gives them; nothing
+                changes.
+        """
+        process = self.get(pid)
+        if not process.alive:
+            raise ProcessGone(pid, process.exit_reason)
+        incoming = {page.key: page for page in pages}
+        sources = [page.source for page in incoming.values()]
+        tokens = sum(self.page_cost(pid, page) for page in incoming.values())
+        room = self.page_room(pid, replacing=incoming.keys())
+        if tokens > room:
+            raise PageTooLarge(sources, tokens=tokens, room=room, budget=process.budget)
+        held = process.paged_in
+        held_keys = {page.key for page in held}
+        process.paged_in = [
+            *(incoming.get(page.key, page) for page in held),
+            *(page for key, page in incoming.items() if key not in held_keys),
+        ]
+        try:
+            fitted = self._fit_next(process)
+        except PromptTooLarge as refused:
+            # The room adds up messages one by one; a tokenizer that counts the whole prompt
+            # can find it larger still.
+            process.paged_in = held
+            raise PageTooLarge(
+                sources,
+                tokens=tokens,
+                room=max(0, tokens - refused.over_by),
+                budget=process.budget,
+            ) from None
+        process.counters.page_ins += sum(page.chunks for page in incoming.values())
+        self.bus.publish(PagesChanged(pid, tuple(process.paged_in)))
+        self._publish_usage(process, fitted.usage)
+        return fitted.usage
+
+    def page_out(self, pid: int, key: str) -> ContextUsage | None:
+        """Take the page with ``key`` out of a process's context RAM; return the new usage.
+
+        Like :meth:`page_in`, this applies from the next request. Returns None, changing
+        nothing, when the process holds no page with that key (the pager, or another
+        window, took it out first). Also None when the conversation cannot fit the context
+        RAM even without the page (only after the budget shrank, see :meth:`_account`).
+
+        Raises:
+            ProcessGone: the process has exited.
+        """
+        process = self.get(pid)
+        if not process.alive:
+            raise ProcessGone(pid, process.exit_reason)
+        kept = [page for page in process.paged_in if page.key != key]
+        if len(kept) == len(process.paged_in):
+            return None
+        process.paged_in = kept
+        self.bus.publish(PagesChanged(pid, tuple(kept)))
+        return self._account(process)
+
     # -- turns -----------------------------------------------------------------------------
 
     async def send(self, pid: int, text: str, *, images: Sequence[str | bytes] = ()) -> TurnResult:
@@ -379,6 +473,7 @@ class Kernel:
                         counter=counter,
                         system=process.system_messages,
                         pinned=process.pinned,
+                        paged_in=[page.message for page in process.paged_in],
                         history=history,
                     )
                 except PromptTooLarge:
@@ -389,9 +484,8 @@ class Kernel:
                     return self._finish_turn(
                         process, counter, fitted, ended, partial, generated, preemptions
                     )
-                process.usage = fitted.usage
                 process.counters.dropped_turns = fitted.dropped_turns
-                self.bus.publish(ContextUsageChanged(process.pid, fitted.usage))
+                self._publish_usage(process, fitted.usage)
 
                 call = await self._model_call(process, fitted, reserve, partial)
                 partial += "".join(call.parts)
@@ -576,22 +670,36 @@ class Kernel:
     # -- bookkeeping -----------------------------------------------------------------------
 
     def _account(self, process: Process) -> ContextUsage | None:
-        """Recount the context RAM the process's next request would hold, and publish it."""
-        counter = self._counter(process.model)
+        """Recount the context RAM the process's next request would hold, and publish it.
+
+        Returns None (and publishes nothing) when that request cannot fit at all.
+        """
         try:
-            fitted = fit_request(
-                budget=process.budget,
-                reserve=process.reserve,
-                counter=counter,
-                system=process.system_messages,
-                pinned=process.pinned,
-                history=process.history,
-            )
+            fitted = self._fit_next(process)
         except PromptTooLarge:
             return None
-        process.usage = fitted.usage
-        self.bus.publish(ContextUsageChanged(process.pid, fitted.usage))
+        self._publish_usage(process, fitted.usage)
         return fitted.usage
+
+    def _fit_next(self, process: Process) -> FittedRequest:
+        """Lay out the process's next request as it stands.
+
+        Raises:
+            PromptTooLarge: it cannot fit the context RAM at all.
+        """
+        return fit_request(
+            budget=process.budget,
+            reserve=process.reserve,
+            counter=self._counter(process.model),
+            system=process.system_messages,
+            pinned=process.pinned,
+            paged_in=[page.message for page in process.paged_in],
+            history=process.history,
+        )
+
+    def _publish_usage(self, process: Process, usage: ContextUsage) -> None:
+        process.usage = usage
+        self.bus.publish(ContextUsageChanged(process.pid, usage))
 
     def _keep_partial(self, process: Process, partial: str) -> None:
         if partial:

@@ -11,6 +11,7 @@ from typing import Any
 from llmos.apps.manifest import AppManifest
 from llmos.drivers.base import Message
 from llmos.kernel.context import ContextUsage
+from llmos.kernel.pages import Page
 from llmos.kernel.scheduler import Lease
 
 
@@ -46,7 +47,7 @@ class ProcessCounters:
     evictions: int = 0
     """Turns paged out of context RAM into long-term memory (zero until paging exists)."""
     page_ins: int = 0
-    """Chunks paged into context RAM from long-term memory (zero until paging exists)."""
+    """Chunks paged into context RAM from long-term memory (a page without chunks is one)."""
     started_at: float = field(default_factory=time.time)
     ended_at: float | None = None
 
@@ -71,6 +72,8 @@ class Process:
     state: ProcessState = ProcessState.READY
     history: list[Message] = field(default_factory=list)
     pinned: list[Message] = field(default_factory=list)
+    paged_in: list[Page] = field(default_factory=list)
+    """Memory pages in the context RAM, in the order requests carry them."""
     usage: ContextUsage | None = None
     counters: ProcessCounters = field(default_factory=ProcessCounters)
     exit_reason: str = ""
