@@ -14,7 +14,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
-from PySide6.QtGui import QCloseEvent, QIcon, QKeyEvent
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDragMoveEvent, QDropEvent, QIcon, QKeyEvent
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -32,6 +32,9 @@ from PySide6.QtWidgets import (
 from llmos.apps.manifest import AppManifest
 from llmos.desktop.bridge import KernelBridge
 from llmos.desktop.chat_view import ChatView
+from llmos.desktop.memory_drag import MemoryRef, memory_refs
+from llmos.desktop.memory_service import MemoryService
+from llmos.desktop.paged_in import PagedInStrip, PageIn
 from llmos.desktop.ram_bar import RamMeter
 from llmos.desktop.session import DesktopSession, KernelNotRunning
 from llmos.desktop.theme import app_icon, icon
@@ -42,6 +45,7 @@ from llmos.kernel.kernel import Kernel, TurnResult
 
 log = logging.getLogger(__name__)
 
+_DRAG_EVENTS = (QEvent.Type.DragEnter, QEvent.Type.DragMove, QEvent.Type.Drop)
 COMPOSER_LINES = (1, 6)
 """The input box grows with its text between these many lines."""
 
@@ -65,10 +69,13 @@ class AgentWindow(QWidget):
         bridge: KernelBridge,
         manifest: AppManifest,
         parent: QWidget | None = None,
+        *,
+        memory: MemoryService | None = None,
     ) -> None:
         super().__init__(parent)
         self.session = session
         self.manifest = manifest
+        self.memory = memory
         self.pid: int | None = None
         self.kernel: Kernel | None = None
         self._bridge = bridge
@@ -82,7 +89,10 @@ class AgentWindow(QWidget):
         self._build()
         bridge.tokens.connect(self._on_tokens)
         bridge.usageChanged.connect(self._on_usage)
+        bridge.pagesChanged.connect(self._on_pages)
         bridge.exited.connect(self._on_exited)
+        self.pager = PageIn(self, memory, self._show_banner) if memory is not None else None
+        self.setAcceptDrops(memory is not None)
 
     # -- layout --------------------------------------------------------------------------------
 
@@ -120,7 +130,11 @@ class AgentWindow(QWidget):
         self._unsent = ""
         """A message that got no answer, kept for Retry."""
 
+        self.paged_in = PagedInStrip()
+        self.paged_in.pageOut.connect(self.page_out)
+
         self.chat = ChatView()
+        self.chat.setAcceptDrops(False)  # a memory drop is the window's, not the text's
         self.starters = QWidget()
         starters = QHBoxLayout(self.starters)
         starters.setContentsMargins(10, 0, 10, 0)
@@ -153,6 +167,7 @@ class AgentWindow(QWidget):
         layout.setSpacing(4)
         layout.addLayout(header)
         layout.addWidget(self.banner)
+        layout.addWidget(self.paged_in)
         layout.addWidget(self.chat, 1)
         layout.addWidget(self.starters)
         layout.addLayout(composer_row)
@@ -311,6 +326,43 @@ class AgentWindow(QWidget):
         self.model_label.setText(f"pid {process.pid} \u00b7 {process.model}")
         self.model_label.setToolTip(f"{self.kernel.driver.kind} at {self.kernel.driver.location}")
 
+    def _on_pages(self, pid: int) -> None:
+        if pid != self.pid or self.kernel is None:
+            return
+        pages = tuple(self.kernel.get(pid).paged_in)
+        costs = {page.key: self.kernel.page_cost(pid, page) for page in pages}
+        self.paged_in.set_pages(pages, costs)
+
+    def page_out(self, key: str) -> None:
+        """Take a memory page out of this process's context RAM."""
+        if self.kernel is not None and self.pid is not None:
+            self.kernel.page_out(self.pid, key)
+
+    # -- memory dropped on the window ------------------------------------------------------------
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if self.pager is not None and memory_refs(event.mimeData()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        refs = memory_refs(event.mimeData())
+        if self.pager is None or not refs:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        self.page_in(refs)
+
+    def page_in(self, refs: list[MemoryRef]) -> None:
+        """Page documents or chunks of memory into this process's context RAM."""
+        if self.pager is None:
+            return
+        if self.kernel is None or self.pid is None:
+            self._show_banner("The process has not started yet; drop the document again soon.")
+            return
+        self._run(self.pager.drop(self.kernel, self.pid, refs), "page-in")
+
     def _on_exited(self, pid: int, reason: str) -> None:
         if pid == self.pid and reason == "killed":
             # Killed elsewhere (the task manager): the window goes with its process.
@@ -329,6 +381,7 @@ class AgentWindow(QWidget):
         self._closed = True
         self._bridge.tokens.disconnect(self._on_tokens)
         self._bridge.usageChanged.disconnect(self._on_usage)
+        self._bridge.pagesChanged.disconnect(self._on_pages)
         self._bridge.exited.disconnect(self._on_exited)
         for task in self._tasks:
             task.cancel()
@@ -374,6 +427,15 @@ class AgentWindow(QWidget):
     # -- small parts -----------------------------------------------------------------------------
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.composer and event.type() in _DRAG_EVENTS:
+            # Memory dropped on the input box is paged in, not pasted in as text.
+            assert isinstance(event, QDragEnterEvent | QDragMoveEvent | QDropEvent)
+            if memory_refs(event.mimeData()):
+                if event.type() == QEvent.Type.Drop:
+                    self.dropEvent(event)
+                else:
+                    self.dragEnterEvent(event)
+                return True
         if watched is self.composer and event.type() == QEvent.Type.KeyPress:
             assert isinstance(event, QKeyEvent)
             key = event.key()

@@ -16,6 +16,7 @@ from llmos.kernel.events import (
     ContextUsageChanged,
     Event,
     EventBus,
+    PagesChanged,
     ProcessExited,
     ProcessSpawned,
     ProcessStateChanged,
@@ -38,6 +39,7 @@ class KernelBridge(QObject):
         exited(int, str): a process ended (pid, ``exited`` / ``killed`` / ``failed``).
         stateChanged(int, str): a process's new state (``ready``, ``running``, ...).
         usageChanged(int): a process's context RAM was recounted (read ``process.usage``).
+        pagesChanged(int): memory pages went into or out of a process (``process.paged_in``).
         tokens(int, str): text a process streamed since the last frame.
         tick(): the process table changed since the last tick (at most 1 per TICK_MS).
     """
@@ -46,6 +48,7 @@ class KernelBridge(QObject):
     exited = Signal(int, str)
     stateChanged = Signal(int, str)
     usageChanged = Signal(int)
+    pagesChanged = Signal(int)
     tokens = Signal(int, str)
     tick = Signal()
 
@@ -105,6 +108,8 @@ class KernelBridge(QObject):
             return
         if isinstance(event, ContextUsageChanged):
             self.usageChanged.emit(event.pid)
+        elif isinstance(event, PagesChanged):
+            self.pagesChanged.emit(event.pid)
         elif isinstance(event, ProcessStateChanged):
             self.stateChanged.emit(event.pid, event.new)
         elif isinstance(event, ProcessSpawned):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from pathlib import Path
 
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence
@@ -12,7 +13,6 @@ from PySide6.QtWidgets import (
     QApplication,
     QDialog,
     QDockWidget,
-    QLabel,
     QMainWindow,
     QMdiSubWindow,
     QMessageBox,
@@ -26,6 +26,8 @@ from llmos.desktop.agent_window import AgentWindow, app_icon_of
 from llmos.desktop.bridge import KernelBridge
 from llmos.desktop.help_dialog import HelpDialog
 from llmos.desktop.launcher import Launcher
+from llmos.desktop.memory_explorer import MemoryExplorer
+from llmos.desktop.memory_service import MemoryService
 from llmos.desktop.session import DesktopSession
 from llmos.desktop.settings_dialog import SettingsDialog
 from llmos.desktop.task_manager import TaskManager
@@ -35,11 +37,13 @@ from llmos.desktop.workspace import Workspace
 from llmos.drivers.base import DriverError, ModelDriver
 from llmos.drivers.model_store import ModelFileError
 from llmos.kernel.errors import KernelError
+from llmos.memory import paths
 
 log = logging.getLogger(__name__)
 
 WINDOW_SIZE = (660, 540)
 TASK_MANAGER_HEIGHT = 250
+MEMORY_WIDTH = 520
 CASCADE_STEP = 28
 
 
@@ -84,10 +88,14 @@ class DesktopWindow(QMainWindow):
             )
         )
         self.task_manager.set_wide(True)
+        self.memory = MemoryService(self.session, self)
+        self.explorer = MemoryExplorer(self.memory)
+        self.explorer.message.connect(self._tell)
         self.memory_dock = self._dock(
-            "Memory", "MemoryDock", _memory_placeholder(), Qt.DockWidgetArea.RightDockWidgetArea
+            "Memory", "MemoryDock", self.explorer, Qt.DockWidgetArea.RightDockWidgetArea
         )
         self.memory_dock.hide()
+        self.workspace.filesDropped.connect(self._on_files_dropped)
         self._make_actions()
 
         self.taskbar = Taskbar(
@@ -115,6 +123,7 @@ class DesktopWindow(QMainWindow):
         QGuiApplication.styleHints().colorSchemeChanged.connect(self._follow_system_look)
         self.resize(1280, 800)
         self.resizeDocks([self.task_manager_dock], [TASK_MANAGER_HEIGHT], Qt.Orientation.Vertical)
+        self.resizeDocks([self.memory_dock], [MEMORY_WIDTH], Qt.Orientation.Horizontal)
 
     # -- set-up --------------------------------------------------------------------------------
 
@@ -206,7 +215,7 @@ class DesktopWindow(QMainWindow):
         except AppNotFound as error:
             self._tell("App not found", str(error))
             return None
-        window = AgentWindow(self.session, self.bridge, manifest)
+        window = AgentWindow(self.session, self.bridge, manifest, memory=self.memory)
         window.settingsRequested.connect(self.show_settings)
         sub = self.workspace.addSubWindow(window)
         sub.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
@@ -225,6 +234,15 @@ class DesktopWindow(QMainWindow):
         window.setFocus()
         window.start()
         return window
+
+    def _on_files_dropped(self, files: list[Path]) -> None:
+        """Files dropped on the wallpaper go into /Documents, with the explorer showing how."""
+        self.show_memory()
+        self.explorer.ingest(files, paths.DOCUMENTS)
+
+    def show_memory(self) -> None:
+        self.memory_dock.show()
+        self.memory_dock.raise_()
 
     def _on_window_gone(self, sub: QMdiSubWindow) -> None:
         self.taskbar.remove_window(sub)
@@ -369,26 +387,10 @@ class DesktopWindow(QMainWindow):
             else:
                 sub.close()
         try:
+            await self.memory.close()
             await self.session.shutdown()
         finally:
             self.bridge.close()
             if not self.closed.done():
                 self.closed.set_result(None)
             self.close()
-
-
-def _memory_placeholder() -> QWidget:
-    label = QLabel(
-        "<h3>Long-term memory</h3>"
-        "<p>The memory explorer will show the documents and chunks kept on the memory disk, "
-        "and take files dragged onto it.</p>"
-        "<p>Until then, fill and browse memory from a terminal:</p>"
-        "<p><code>llmos ingest ~/Documents/notes</code><br>"
-        "<code>llmos memory ls</code><br>"
-        '<code>llmos memory search "query"</code></p>',
-        wordWrap=True,
-    )
-    label.setAlignment(Qt.AlignmentFlag.AlignTop)
-    label.setMargin(12)
-    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-    return label

@@ -2,20 +2,40 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QBrush, QPainter, QPaintEvent, QResizeEvent
+from PySide6.QtCore import QPoint, Qt, QTimer, Signal
+from PySide6.QtGui import (
+    QBrush,
+    QDragEnterEvent,
+    QDragMoveEvent,
+    QDropEvent,
+    QPainter,
+    QPaintEvent,
+    QResizeEvent,
+)
 from PySide6.QtWidgets import QMdiArea, QWidget
 
+from llmos.desktop.memory_drag import dropped_files
 from llmos.desktop.theme import current_theme, wallpaper
 
 RESIZE_SETTLE_MS = 120
 
 
 class Workspace(QMdiArea):
-    """Agent windows over the wallpaper; with none open, a hint says how to start one."""
+    """Agent windows over the wallpaper; with none open, a hint says how to start one.
+
+    Files dragged from a file manager onto the wallpaper (not onto a window) are offered to
+    long-term memory.
+
+    Signals:
+        filesDropped(list): the local paths dropped on the wallpaper.
+    """
+
+    filesDropped = Signal(list)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.setAcceptDrops(True)
+        self.viewport().setAcceptDrops(True)
         self.setObjectName("Workspace")
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
         self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
@@ -32,6 +52,32 @@ class Workspace(QMdiArea):
             return
         dark = current_theme().dark
         self.setBackground(QBrush(wallpaper(viewport.size(), viewport.devicePixelRatioF(), dark)))
+
+    def _on_wallpaper(self, point: QPoint) -> bool:
+        """True when ``point`` (in viewport coordinates) is not on a window."""
+        return not any(
+            sub.isVisible() and sub.geometry().contains(point) for sub in self.subWindowList()
+        )
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if dropped_files(event.mimeData()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event: QDragMoveEvent) -> None:
+        if dropped_files(event.mimeData()) and self._on_wallpaper(event.position().toPoint()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        files = dropped_files(event.mimeData())
+        if files and self._on_wallpaper(event.position().toPoint()):
+            event.acceptProposedAction()
+            self.filesDropped.emit(files)
+        else:
+            event.ignore()
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)

@@ -358,7 +358,10 @@ class MemoryStore:
     async def vector_tables(self) -> list[Any]:
         for name in await self._table_names():
             if name.startswith(VECTORS_PREFIX) and name not in self._vectors:
-                self._vectors[name] = await self._db.open_table(name)
+                try:
+                    self._vectors[name] = await self._db.open_table(name)
+                except ValueError:
+                    continue  # being created right now (by the indexer): seen next time
         return list(self._vectors.values())
 
     async def _table_names(self) -> list[str]:

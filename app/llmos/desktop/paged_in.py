@@ -1,0 +1,182 @@
+"""Paging memory into an agent window's process: the drop, the offer, and the strip of pages.
+
+A document or chunks dragged from the memory explorer onto an agent window become a memory
+page in that process's context RAM (:meth:`Kernel.page_in`). When they do not fit, the user is
+told by how much and offered the chunks that best match the conversation instead. The strip
+under the window's header lists the pages the process holds; each can be dropped again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QMessageBox, QToolButton, QWidget
+
+from llmos.desktop.memory_drag import MemoryRef
+from llmos.desktop.memory_service import MemoryService, MemoryUnavailable
+from llmos.desktop.ram_bar import human_tokens
+from llmos.desktop.theme import icon
+from llmos.kernel.errors import KernelError, PageTooLarge
+from llmos.kernel.kernel import Kernel
+from llmos.kernel.pages import Page
+from llmos.memory import paths
+from llmos.memory.errors import MemoryStoreError
+from llmos.memory.paging import best_page, page_of
+
+log = logging.getLogger(__name__)
+
+CHIPS_SHOWN = 4
+"""Pages shown as chips; more are summed up in one "+N more" chip."""
+
+
+class PagedInStrip(QWidget):
+    """The memory pages a process holds, as chips with a button to drop each.
+
+    Signals:
+        pageOut(str): the user dropped the page with this key.
+    """
+
+    pageOut = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("PagedInStrip")
+        self._row = QHBoxLayout(self)
+        self._row.setContentsMargins(10, 0, 10, 0)
+        self._row.setSpacing(6)
+        self.pages: tuple[Page, ...] = ()
+        self.hide()
+
+    def set_pages(self, pages: tuple[Page, ...], costs: dict[str, int]) -> None:
+        self.pages = pages
+        while self._row.count():
+            item = self._row.takeAt(0)
+            if (widget := item.widget()) is not None:
+                widget.deleteLater()
+        if not pages:
+            self.hide()
+            return
+        label = QLabel("Paged in:")
+        label.setObjectName("PagedInTitle")
+        self._row.addWidget(label)
+        for page in pages[:CHIPS_SHOWN]:
+            self._row.addWidget(self._chip(page, costs.get(page.key, 0)))
+        if len(pages) > CHIPS_SHOWN:
+            more = QLabel(f"+{len(pages) - CHIPS_SHOWN} more")
+            more.setToolTip("\n".join(f"{p.source} ({p.label})" for p in pages[CHIPS_SHOWN:]))
+            self._row.addWidget(more)
+        self._row.addStretch(1)
+        self.show()
+
+    def _chip(self, page: Page, tokens: int) -> QWidget:
+        chip = QWidget(objectName="PageChip")
+        chip.setAttribute(Qt.WidgetAttribute.WA_StyledBackground)
+        row = QHBoxLayout(chip)
+        row.setContentsMargins(6, 1, 2, 1)
+        row.setSpacing(2)
+        picture = QLabel()
+        picture.setPixmap(icon("page-in").pixmap(14, 14))
+        text = QLabel(f"{paths.name(page.source)} · {human_tokens(tokens)} tok")
+        chip.setToolTip(f"{page.source}\n{page.label}\nabout {tokens:,} tokens of context RAM")
+        drop = QToolButton(icon=icon("close"), autoRaise=True)
+        drop.setToolTip(f"Take {paths.name(page.source)} out of this process's context RAM")
+        drop.setAccessibleName(f"Page out {page.key}")
+        drop.clicked.connect(lambda: self.pageOut.emit(page.key))
+        row.addWidget(picture)
+        row.addWidget(text)
+        row.addWidget(drop)
+        return chip
+
+
+class PageIn:
+    """Pages memory refs into one process, asking before it settles for fewer chunks.
+
+    Args:
+        tell: shows a problem in the window (its banner).
+    """
+
+    def __init__(self, parent: QWidget, memory: MemoryService, tell: Callable[[str], None]) -> None:
+        self._parent = parent
+        self._memory = memory
+        self._tell = tell
+        self.offer: QMessageBox | None = None
+        """The open "page in the best chunks instead?" question, if any."""
+
+    async def drop(self, kernel: Kernel, pid: int, refs: list[MemoryRef]) -> None:
+        documents = [ref for ref in refs if not ref.folder]
+        if not documents:
+            self._tell("Folders cannot be paged in: drag documents or chunks onto the window.")
+            return
+        try:
+            memory = await self._memory.ready()
+            pages = [await page_of(memory, ref.path, ref.chunks) for ref in documents]
+        except (MemoryUnavailable, MemoryStoreError) as error:
+            self._tell(str(error))
+            return
+        try:
+            kernel.page_in(pid, pages)
+        except PageTooLarge as error:
+            self._offer_best(kernel, pid, documents, error)
+        except KernelError as error:
+            self._tell(str(error))
+
+    def _offer_best(
+        self, kernel: Kernel, pid: int, refs: list[MemoryRef], error: PageTooLarge
+    ) -> None:
+        names = ", ".join(paths.name(ref.path) for ref in refs)
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
+            "Too large for the context RAM",
+            f"{names} needs about {error.tokens:,} tokens; this process has room for "
+            f"{error.room:,}, so it is {error.over_by:,} tokens too large.",
+            QMessageBox.StandardButton.Cancel,
+            self._parent,
+        )
+        box.setInformativeText(
+            "Page in the chunks that best match the conversation instead? (Or give the process "
+            "more context in the settings.)"
+        )
+        best = box.addButton("Page in the best chunks", QMessageBox.ButtonRole.AcceptRole)
+        box.setDefaultButton(best)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+
+        def answered(_result: int) -> None:
+            self.offer = None
+            if box.clickedButton() is best:
+                task = asyncio.get_running_loop().create_task(
+                    self._page_best(kernel, pid, refs, error.room), name="llmos-page-best"
+                )
+                task.add_done_callback(_report)
+
+        box.finished.connect(answered)
+        box.open()
+        self.offer = box
+
+    async def _page_best(self, kernel: Kernel, pid: int, refs: list[MemoryRef], room: int) -> None:
+        process = kernel.get(pid)
+        asked = [m for m in process.history if m.get("role") == "user"]
+        try:
+            memory = await self._memory.ready()
+            pages = []
+            for ref in refs:
+                query = str(asked[-1].get("content", "")) if asked else paths.name(ref.path)
+                share = room // len(refs)
+                page = await best_page(
+                    memory, ref.path, query, share, lambda p: kernel.page_cost(pid, p)
+                )
+                if page is not None:
+                    pages.append(page)
+            if not pages:
+                self._tell("Not even one chunk fits this process's context RAM.")
+                return
+            kernel.page_in(pid, pages)
+        except (MemoryUnavailable, MemoryStoreError, KernelError) as error:
+            self._tell(str(error))
+
+
+def _report(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("paging in failed", exc_info=task.exception())
