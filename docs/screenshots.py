@@ -138,7 +138,13 @@ for start in range(0, len(batch), 500):
 
 If it still happens, let one worker own every write and take batches from a queue.""",
 )
-ANSWERS = dict([CONTEXT, TRIM, CHART, CRASH])
+OKAPI = (
+    "How many okapis did the camera traps record?",
+    """The camera traps along the Epulu river recorded **41 okapis in 2024**, one more than in
+2023 (source: *Memory page /Documents/research/okapi-field-notes.md*, "Counting them").
+Individuals are told apart by their stripes, which are unique to each animal.""",
+)
+ANSWERS = dict([CONTEXT, TRIM, CHART, CRASH, OKAPI])
 
 
 def demo_responder(model: str, messages: list[dict[str, Any]], tools: Any) -> str:
@@ -208,6 +214,120 @@ async def play(app: QApplication, server: Any, theme: str, out: Path) -> None:
         await window.shutdown()
 
 
+FIELD_NOTES = """# Okapi field notes
+
+## Where it lives
+
+The okapi (*Okapia johnstoni*) lives only in the Ituri rainforest of the north-east Democratic
+Republic of the Congo, in dense forest between 500 and 1,500 metres. It is the giraffe's only
+living relative, though its striped legs made early explorers think of a zebra.
+
+## What it eats
+
+Okapis browse more than a hundred plant species: leaves, buds, ferns, fungi and fruit. They
+also eat clay from river banks, which gives them salt and minerals the leaves lack, and
+charcoal from lightning-struck trees.
+
+## Counting them
+
+Camera traps along the Epulu river recorded 41 individuals in 2024, one more than in 2023.
+Each okapi's stripes are unique, like a fingerprint, so photographs identify individuals.
+The population is listed as endangered: mining, logging and poaching shrink the forest.
+
+## Behaviour
+
+Okapis are solitary and mostly active by day. A calf hides in a nest for its first two months
+and does not defecate during that time, which keeps predators such as leopards from finding it.
+They communicate with infrasonic calls too low for people to hear.
+"""
+SYNC_DESIGN = """# Notes sync: design
+
+The notes app syncs through one SQLite file per user. Three workers pull changes from the
+server and write them in batches.
+
+## Locking
+
+SQLite lets one writer in at a time. A worker that waits longer than the connection's timeout
+fails with `database is locked`. Writes go in batches of at most 500 rows, each in its own
+short transaction, and the database runs in WAL mode so that readers never block writers.
+
+## Conflicts
+
+Every note carries a revision number. A write whose base revision is older than the stored one
+is kept as a conflict copy, never dropped: the user picks the version to keep.
+
+## Retries
+
+A failed batch is retried three times with exponential back-off (1 s, 4 s, 16 s). After that
+the batch goes to a dead-letter table that the settings page shows.
+"""
+
+
+def memory_files(folder: Path) -> Path:
+    """A folder of mixed documents to drop on the explorer: real formats, and broken ones."""
+    from tests.memory.corpus import write_broken, write_good
+
+    drop = folder / "research"
+    write_good(drop / "formats")
+    (drop / "okapi-field-notes.md").write_text(FIELD_NOTES)
+    (drop / "sync-design.md").write_text(SYNC_DESIGN)
+    minutes = [
+        f"Meeting {week}: the team reviewed sync errors of week {week}; "
+        f"{(week * 7) % 13} conflicts were kept as copies and {(week * 5) % 4} batches retried."
+        for week in range(1, 120)
+    ]
+    (drop / "weekly-minutes.txt").write_text("\n\n".join(minutes))
+    broken = folder / "broken"
+    write_broken(broken, 64_000_000 // 1000)
+    for name in ("corrupt.pdf", "locked.pdf", "picture.png"):
+        (broken / name).rename(drop / name)
+    return drop
+
+
+async def play_explorer(app: QApplication, server: Any, theme: str, out: Path) -> None:
+    """Drop a folder on the memory explorer, open a document's chunks, page one into a chat."""
+    from PySide6.QtCore import QMimeData, QUrl
+
+    from llmos.desktop.memory_drag import MemoryRef
+
+    flags = {"engine": "ollama", "ollama_host": server.host, "num_ctx": 8192}
+    settings = load_settings({**flags, "model": "qwen2.5:7b"})
+    apply_theme(app, theme)
+    window = DesktopWindow(settings)
+    window.resize(*SIZE)
+    window.resizeDocks([window.task_manager_dock], [200], Qt.Orientation.Vertical)
+    window.show()
+    window.start()
+    try:
+        window.memory_action.trigger()
+        window.resizeDocks([window.memory_dock], [760], Qt.Orientation.Horizontal)
+        explorer = window.explorer
+        await until(lambda: window.memory.phase == "ready")
+        mime = QMimeData()
+        mime.setUrls([QUrl.fromLocalFile(str(memory_files(Path(settings.data_dir).parent)))])
+        explorer.ingest([Path(url.toLocalFile()) for url in mime.urls()])
+        await until(lambda: explorer.panel.busy)
+        await until(lambda: not explorer.panel.busy)
+        chat = window.open_app("chat")
+        assert chat is not None
+        await until(lambda: chat.pid is not None)
+        sub = chat.parentWidget()
+        area = window.workspace.viewport().rect()
+        sub.setGeometry(8, 8, area.width() - 16, area.height() - 16)
+        chat.page_in([MemoryRef("/Documents/research/okapi-field-notes.md")])
+        await until(lambda: chat.paged_in.isVisible())
+        chat.composer.setPlainText("How many okapis did the camera traps record?")
+        chat.send()
+        await until(lambda: not chat.generating)
+        explorer.open_document("/Documents/research/weekly-minutes.txt", 2, ["conflicts"])
+        await until(lambda: explorer.details.current_chunk == 2)
+        window.task_manager.select_pid(chat.pid or 0)
+        await asyncio.sleep(0.5)
+        save(window.grab().toImage(), out)
+    finally:
+        await window.shutdown()
+
+
 def save(image: QImage, path: Path) -> None:
     """Save ``image`` as an opaque PNG, compressed as far as Qt goes."""
     image = image.convertToFormat(QImage.Format.Format_RGB32)
@@ -217,7 +337,7 @@ def save(image: QImage, path: Path) -> None:
     print(f"{path.relative_to(ROOT)}: {image.width()}x{image.height()}, {path.stat().st_size:,} B")
 
 
-def render(theme: str, out: Path) -> None:
+def render(theme: str, out: Path, scene: str = "desktop") -> None:
     """Render one picture in this process, on an isolated config and data dir."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     for name in [n for n in os.environ if n.startswith(("LLMOS_", "OLLAMA_"))]:
@@ -228,32 +348,44 @@ def render(theme: str, out: Path) -> None:
     qInstallMessageHandler(  # offscreen cannot size native windows: harmless, so not shown
         lambda mode, context, text: "propagateSizeHints" in text or print(text, file=sys.stderr)
     )
+    from tests.ollama_server import DEFAULT_MODELS
+
     model = ModelSpec("qwen2.5:7b", "qwen2", 32768, ["completion", "tools"], parameter_size="7.6B")
+    embedder = DEFAULT_MODELS["nomic-embed-text:latest"]
     app = QApplication(sys.argv[:1])
     with tempfile.TemporaryDirectory(prefix="llmos-shots-") as temp:
         os.environ["LLMOS_CONFIG"] = str(Path(temp) / "config.toml")
         os.environ["LLMOS_DATA_DIR"] = str(Path(temp) / "data")
-        with OllamaTestServer([model], token_delay=TOKEN_DELAY) as server:
+        with OllamaTestServer([model, embedder], token_delay=TOKEN_DELAY) as server:
             server.responder = demo_responder
+            scenes = {"desktop": play, "explorer": play_explorer}
             with asyncio.Runner(loop_factory=qasync.QEventLoop) as runner:
-                runner.run(play(app, server, theme, out))
+                runner.run(scenes[scene](app, server, theme, out))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Render the README screenshots.")
     parser.add_argument("--theme", choices=["light", "dark"], help="render one picture")
     parser.add_argument("--scale", type=int, default=1, help="with --theme: QT_SCALE_FACTOR")
+    parser.add_argument("--scene", choices=["desktop", "explorer"], default="desktop")
     args = parser.parse_args()
     if args.theme:
         os.environ["QT_SCALE_FACTOR"] = str(args.scale)
         suffix = args.theme if args.scale == 1 else f"{args.scale * 100}"
-        render(args.theme, IMAGES / f"desktop-{suffix}.png")
+        render(args.theme, IMAGES / f"{args.scene}-{suffix}.png", args.scene)
         return
     # Separate processes: QT_SCALE_FACTOR is read once, and a theme switched live would
     # leave the earlier chat bubbles in the old colours.
     children = [
-        subprocess.Popen([sys.executable, __file__, "--theme", theme, "--scale", scale])
-        for theme, scale in [("light", "1"), ("dark", "1"), ("light", "2")]
+        subprocess.Popen(
+            [sys.executable, __file__, "--theme", theme, "--scale", scale, "--scene", scene]
+        )
+        for scene, theme, scale in [
+            ("desktop", "light", "1"),
+            ("desktop", "dark", "1"),
+            ("desktop", "light", "2"),
+            ("explorer", "light", "1"),
+        ]
     ]
     if any([child.wait() for child in children]):  # a list: wait for every one
         sys.exit("a screenshot failed")

@@ -95,6 +95,9 @@ class DesktopWindow(QMainWindow):
             "Memory", "MemoryDock", self.explorer, Qt.DockWidgetArea.RightDockWidgetArea
         )
         self.memory_dock.hide()
+        # The explorer is tall (folders, documents, chunks): it takes the right edge top to
+        # bottom, and the task manager the rest of the bottom.
+        self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
         self.workspace.filesDropped.connect(self._on_files_dropped)
         self._make_actions()
 

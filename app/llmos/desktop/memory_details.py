@@ -33,7 +33,7 @@ from llmos.desktop.ram_bar import human_bytes
 from llmos.desktop.theme import current_theme
 from llmos.memory.records import Chunk, Document
 
-MAP_ROWS = 3
+MAP_ROWS = 2
 MAP_ROW_HEIGHT = 10
 MAP_GAP = 1
 
@@ -137,6 +137,7 @@ class ChunkList(QListView):
         self.setDragEnabled(True)
         self.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
         self.setUniformItemSizes(True)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setWordWrap(False)
         self.setTextElideMode(Qt.TextElideMode.ElideRight)
 
@@ -170,7 +171,7 @@ class DetailsPane(QWidget):
         split = QSplitter(Qt.Orientation.Vertical, self, childrenCollapsible=False)
         split.addWidget(self.chunks)
         split.addWidget(self.text)
-        split.setSizes([120, 200])
+        split.setSizes([110, 240])
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
         layout.setSpacing(4)

@@ -51,6 +51,7 @@ from llmos.desktop.ingest_panel import IngestPanel
 from llmos.desktop.memory_details import DetailsPane
 from llmos.desktop.memory_drag import MemoryRef, dropped_files, memory_mime, memory_refs
 from llmos.desktop.memory_models import (
+    COLUMN_SAMPLES,
     NAME,
     PATH_ROLE,
     SORT_ROLE,
@@ -76,6 +77,8 @@ SEARCH_DELAY_MS = 250
 SEARCH_HITS = 20
 UNDO_KEPT = 50
 HIT_ROLE = Qt.ItemDataRole.UserRole + 10
+PANEL_ROWS = 4
+"""Files the ingest panel lists without scrolling (it shares the dock with the explorer)."""
 
 
 class FolderTree(QTreeView):
@@ -152,7 +155,10 @@ class Listing(QTableView):
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(False)
         header.setSectionResizeMode(NAME, QHeaderView.ResizeMode.Stretch)
-        self.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 8)
+        metrics = self.fontMetrics()
+        for column, sample in COLUMN_SAMPLES.items():
+            header.resizeSection(column, metrics.horizontalAdvance(sample) + 24)
+        self.verticalHeader().setDefaultSectionSize(metrics.height() + 8)
 
     def entry_at(self, index: QModelIndex) -> Entry:
         return self.listing.entry(self.proxy.mapToSource(index).row())
@@ -288,6 +294,10 @@ class MemoryExplorer(QWidget):
         self.details = DetailsPane(self)
         self.panel = IngestPanel(self)
         self.panel.hide()
+        rows = self.panel.table.verticalHeader().defaultSectionSize()
+        header = self.panel.table.horizontalHeader().sizeHint().height()
+        self.panel.table.setMinimumHeight(header + 2 * rows)
+        self.panel.table.setMaximumHeight(header + PANEL_ROWS * rows + 4)
         self.summary = QLabel(self, wordWrap=True)
         self.summary.setTextFormat(Qt.TextFormat.RichText)
         self.location = QLabel(self)
@@ -296,11 +306,11 @@ class MemoryExplorer(QWidget):
         top.addWidget(self.tree)
         top.addWidget(self.stack)
         top.setStretchFactor(1, 1)
-        top.setSizes([150, 400])
+        top.setSizes([170, 500])
         self.split = QSplitter(Qt.Orientation.Vertical, self, childrenCollapsible=False)
         self.split.addWidget(top)
         self.split.addWidget(self.details)
-        self.split.setSizes([300, 380])
+        self.split.setSizes([320, 360])
         bar = QHBoxLayout()
         bar.addWidget(self.search, 1)
         bar.addWidget(self.toolbar)
@@ -454,7 +464,7 @@ class MemoryExplorer(QWidget):
 
     def _fill_tree(self, folders: list[str]) -> None:
         model = self.tree_model
-        current = self.tree.currentIndex().data(PATH_ROLE) or self.folder
+        current = self.folder
         known = [model.item(0)] if model.rowCount() else []
         existing = set()
         stack = list(known)
@@ -465,7 +475,8 @@ class MemoryExplorer(QWidget):
             existing.add(item.data(PATH_ROLE))
             stack.extend(item.child(r) for r in range(item.rowCount()))
         if existing == {paths.ROOT, *folders}:
-            return  # the same tree: keep it as it is
+            self._select_in_tree(self.folder)  # the same tree: keep it as it is
+            return
         model.clear()
         root = QStandardItem(icon("memory"), "Memory")
         root.setData(paths.ROOT, PATH_ROLE)
@@ -480,8 +491,28 @@ class MemoryExplorer(QWidget):
         for path, item in items.items():
             if path in self._expanded or paths.is_within(current, path):
                 self.tree.expand(item.index())
-        if current in items:
-            self.tree.setCurrentIndex(items[current].index())
+        self._select_in_tree(self.folder)
+
+    def _select_in_tree(self, folder: str) -> None:
+        """Mark the folder shown (without navigating: it is shown already)."""
+        model = self.tree_model
+        found = model.match(
+            model.index(0, 0), PATH_ROLE, folder, 1,
+            Qt.MatchFlag.MatchExactly | Qt.MatchFlag.MatchRecursive,
+        )  # fmt: skip
+        if not found or self.tree.currentIndex() == found[0]:
+            return
+        parent = found[0].parent()
+        while parent.isValid():
+            self.tree.expand(parent)
+            parent = parent.parent()
+        selection = self.tree.selectionModel()
+        selection.blockSignals(True)
+        try:
+            self.tree.setCurrentIndex(found[0])
+        finally:
+            selection.blockSignals(False)
+        self.tree.viewport().update()
 
     def _on_tree_current(self, current: QModelIndex, _previous: QModelIndex) -> None:
         folder = current.data(PATH_ROLE)

@@ -27,9 +27,13 @@ from llmos.desktop.theme import icon
 from llmos.memory import paths
 from llmos.memory.records import Chunk, Document
 
-NAME, KIND, SIZE, TOKENS, CHUNKS, STATE, UPDATED = range(7)
-COLUMNS = ("Name", "Type", "Size", "Tokens", "Chunks", "State", "Updated")
+NAME, SIZE, TOKENS, CHUNKS, STATE, UPDATED = range(6)
+COLUMNS = ("Name", "Size", "Tokens", "Chunks", "State", "Updated")
+"""The type is the name's icon (and its tooltip): a column of it took a narrow dock's room."""
 NUMERIC = frozenset({SIZE, TOKENS, CHUNKS})
+COLUMN_SAMPLES = {SIZE: "888.8 KB", TOKENS: "Tokens", CHUNKS: "Chunks", STATE: "indexing",
+                  UPDATED: "2026-11-30"}  # fmt: skip
+"""The widest text of each column but the name (which takes the rest)."""
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 PATH_ROLE = Qt.ItemDataRole.UserRole + 2
 _ROOT = QModelIndex()
@@ -66,6 +70,14 @@ def kind_of(document: Document) -> tuple[str, str]:
     if suffix in _CODE_SUFFIXES:
         return suffix.upper() if len(suffix) <= 3 else suffix.capitalize(), "file-code"
     return "Text", "file-text"
+
+
+def day(timestamp: float) -> str:
+    """The time for today, else the date: what fits a narrow column."""
+    moment = datetime.datetime.fromtimestamp(timestamp)
+    if moment.date() == datetime.date.today():
+        return moment.strftime("%H:%M")
+    return moment.strftime("%Y-%m-%d")
 
 
 def when(timestamp: float) -> str:
@@ -197,9 +209,7 @@ def _display(entry: Entry, column: int) -> str:
     if column == NAME:
         return entry.name
     if doc is None:
-        return "Folder" if column == KIND else ""
-    if column == KIND:
-        return kind_of(doc)[0]
+        return ""
     if column == SIZE:
         return human_bytes(doc.size)
     if column == TOKENS:
@@ -208,7 +218,7 @@ def _display(entry: Entry, column: int) -> str:
         return f"{doc.chunks:,}"
     if column == STATE:
         return entry.state
-    return when(doc.updated)
+    return day(doc.updated)
 
 
 def _sort_key(entry: Entry, column: int) -> Any:
@@ -216,7 +226,6 @@ def _sort_key(entry: Entry, column: int) -> Any:
     if column == NAME or doc is None:
         return entry.name.casefold()
     return {
-        KIND: kind_of(doc)[0],
         SIZE: doc.size,
         TOKENS: doc.tokens,
         CHUNKS: doc.chunks,
@@ -235,7 +244,7 @@ def _tooltip(entry: Entry) -> str:
     doc = entry.document
     if doc is None:
         return entry.path
-    lines = [f"<b>{escape(doc.path)}</b>"]
+    lines = [f"<b>{escape(doc.path)}</b>", f"{kind_of(doc)[0]}, updated {when(doc.updated)}"]
     if doc.source:
         lines.append(f"from {escape(doc.source)}")
     lines.append(f"{doc.chunks:,} chunks, about {doc.tokens:,} tokens")
@@ -272,11 +281,13 @@ class ChunkListModel(QAbstractListModel):
         chunk = self.chunks[index.row()]
         if role == Qt.ItemDataRole.DisplayRole:
             first = " ".join(chunk.text[:160].split())
-            return (
-                f"#{chunk.ordinal + 1}  ·  {chunk.tokens} tok  ·  {chunk_position(chunk)}\n{first}"
-            )
+            return f"#{chunk.ordinal + 1}   {chunk.tokens} tok   {first}"
         if role == Qt.ItemDataRole.ToolTipRole:
-            return f"Chunk {chunk.ordinal + 1}: {chunk.tokens} tokens, {chunk_position(chunk)}"
+            where = chunk_position(chunk)
+            return (
+                f"Chunk {chunk.ordinal + 1}: {chunk.tokens} tokens, {where}.\n"
+                "Drag it onto an agent window to page it in."
+            )
         return None
 
 

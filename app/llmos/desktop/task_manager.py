@@ -14,7 +14,7 @@ from PySide6.QtCore import (
     QTimer,
     Signal,
 )
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtGui import QAction, QKeySequence, QResizeEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QBoxLayout,
@@ -44,6 +44,8 @@ from llmos.kernel.context import BYTES_PER_TOKEN_SHOWN
 from llmos.kernel.process import Process, ProcessState
 
 GRAPH_WIDTH = 360
+GRAPH_BESIDE_MIN_WIDTH = 1000
+"""Below this width a wide panel shows the table alone."""
 """The history graph's width beside the table in a wide panel."""
 QWIDGETSIZE_MAX = (1 << 24) - 1
 
@@ -71,6 +73,7 @@ class TaskManager(QWidget):
         self._session = session
         self._bridge = bridge
         self._showing_resume = False
+        self._wide = True
         self.model = ProcessTableModel(session, bridge.rate, self)
         self.proxy = QSortFilterProxyModel(self, sortRole=SORT_ROLE, dynamicSortFilter=True)
         self.proxy.setSourceModel(self.model)
@@ -109,9 +112,20 @@ class TaskManager(QWidget):
 
     def set_wide(self, wide: bool) -> None:
         """Lay out for a wide, short panel (graph beside the table) or a tall one (below)."""
+        self._wide = wide
         direction = QBoxLayout.Direction.LeftToRight if wide else QBoxLayout.Direction.TopToBottom
         self._layout.setDirection(direction)
         self.graph.setMaximumWidth(GRAPH_WIDTH if wide else QWIDGETSIZE_MAX)
+        self._fit_graph()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._fit_graph()
+
+    def _fit_graph(self) -> None:
+        # Beside a table squeezed by another panel (the memory explorer), the graph would
+        # hide the columns: the table comes first.
+        self.graph.setVisible(not self._wide or self.width() >= GRAPH_BESIDE_MIN_WIDTH)
 
     def _setup_table(self) -> None:
         table, views = self.table, QAbstractItemView
