@@ -300,3 +300,94 @@ def test_a_document_too_large_offers_the_best_matching_chunks(qtbot, open_deskto
     assert 0 < len(page.chunk_ids) < document.chunks
     assert "Paragraph 123:" in page.text  # the chunk the question is about came first
     assert process.usage.prompt <= process.usage.prompt_limit
+
+
+def test_closing_mid_ingest_keeps_what_was_stored_and_the_next_start_resumes(
+    qtbot, open_desktop, tmp_path, arun
+):
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(400):
+        (folder / f"note-{i:03}.txt").write_text(f"Note {i}: " + "words of memory " * 40)
+    desktop, explorer = open_explorer(qtbot, open_desktop)
+    drop(explorer.listing.viewport(), file_mime(folder))
+    qtbot.waitUntil(lambda: explorer.panel.model.rowCount() > 0, timeout=60_000)
+    arun(desktop.shutdown(), timeout=30)
+    assert desktop.closed.done()
+
+    desktop, explorer = open_explorer(qtbot, open_desktop)  # the same data dir
+    qtbot.waitUntil(lambda: explorer.panel.busy, timeout=WAIT)
+    assert "Resuming" in explorer.panel.title.text()
+    qtbot.waitUntil(lambda: not explorer.panel.busy, timeout=120_000)
+    documents = arun(desktop.memory.memory.store.documents("/Documents/many"))
+    assert len(documents) == 400
+    assert arun(desktop.memory.memory.interrupted()) == ([], [])
+
+
+def test_undoing_a_new_folder_never_deletes_what_was_put_in_it(qtbot, open_desktop, files):
+    _, explorer = open_explorer(qtbot, open_desktop)
+    told = []
+    explorer.message.disconnect()
+    explorer.message.connect(lambda title, text: told.append(text))
+    explorer.new_folder_action.trigger()
+    explorer.input_dialog.textValueSelected.emit("Project")
+    qtbot.waitUntil(lambda: "Project" in listed(explorer), timeout=WAIT)
+    ingest_dropped_into(qtbot, explorer, files / "okapi.md", "/Documents/Project")
+
+    explorer.undo_action.trigger()
+    qtbot.waitUntil(lambda: bool(told), timeout=WAIT)
+    assert "no longer empty" in told[0]
+    assert "Project" in listed(explorer)
+
+
+def ingest_dropped_into(qtbot, explorer, path: Path, folder: str) -> None:
+    explorer.ingest([path], folder)
+    qtbot.waitUntil(lambda: explorer.panel.busy, timeout=WAIT)
+    qtbot.waitUntil(lambda: not explorer.panel.busy, timeout=60_000)
+
+
+def test_opening_a_document_that_is_gone_says_so_once(qtbot, open_desktop, monkeypatch):
+    desktop, explorer = open_explorer(qtbot, open_desktop)
+    told = []
+    explorer.message.disconnect()
+    explorer.message.connect(lambda title, text: told.append(text))
+    loads = []
+    store = desktop.memory.memory.store
+    real = store.folders
+
+    async def counted(*args, **kwargs):
+        loads.append(1)
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(store, "folders", counted)
+    explorer.open_document("/Gone/away.md", 3)
+    qtbot.waitUntil(lambda: bool(told), timeout=WAIT)
+    assert "no longer in memory" in told[0]
+    settled = len(loads)
+    qtbot.wait(500)
+    assert len(loads) - settled <= 1 and len(told) == 1  # no reload loop (it was 200 a second)
+
+
+def test_a_document_dropped_on_the_message_box_is_paged_in_not_pasted(qtbot, open_desktop, files):
+    desktop, explorer = open_explorer(qtbot, open_desktop)
+    drop(explorer.listing.viewport(), file_mime(files / "okapi.md"))
+    qtbot.waitUntil(lambda: listed(explorer) == ["okapi.md"], timeout=30_000)
+    window = open_from_launcher(qtbot, desktop)
+    process = window.kernel.get(window.pid)
+    assert drop(window.composer.viewport(), memory_mime([MemoryRef("/Documents/okapi.md")]))
+    qtbot.waitUntil(lambda: len(process.paged_in) == 1, timeout=WAIT)
+    assert window.composer.toPlainText() == ""
+
+    # Its chip's close button after the process has gone: a plain message, no traceback.
+    window.kernel.kill(window.pid)
+    window.page_out(process.paged_in[0].key)
+
+
+def test_vectors_start_once_the_engine_runs(qtbot, open_desktop, files):
+    desktop, explorer = open_explorer(qtbot, open_desktop)
+    qtbot.waitUntil(lambda: desktop.memory.memory.embedder is not None, timeout=WAIT)
+    assert desktop.memory.memory.embedder.model == "fake-embed"
+    drop(explorer.listing.viewport(), file_mime(files / "okapi.md"))
+    qtbot.waitUntil(lambda: listed(explorer) == ["okapi.md"], timeout=30_000)
+    qtbot.waitUntil(lambda: explorer.listing_model.entries[0].state == "ready", timeout=WAIT)
+    assert "vectors by fake-embed" in explorer.summary.text()

@@ -96,6 +96,26 @@ async def test_the_kernel_counts_exactly_what_the_engine_counts(default_model):
         await kernel.shutdown()
 
 
+async def test_a_paged_in_memory_page_is_what_the_real_model_answers_from(default_model):
+    """A fact only the page holds (a made-up one) comes back in the answer."""
+    from llmos.kernel.pages import Page
+
+    driver = EmbeddedDriver(default_model, name=NAME, n_ctx=4096)
+    kernel = build_kernel(load_settings({"num_ctx": 4096}), driver=driver)
+    try:
+        process = await kernel.spawn("chat", model=NAME)
+        process.options.update(GREEDY, num_predict=32)
+        fact = "The access code of the Zorblat vault is 7731. The vault opens at dawn."
+        page = Page("/Notes/vault.md", "/Notes/vault.md", "whole document, 1 chunks", fact)
+        usage = kernel.page_in(process.pid, [page])
+        assert usage.exact and usage.segments["paged_in"] == kernel.page_cost(process.pid, page)
+        result = await kernel.send(process.pid, "What is the access code of the Zorblat vault?")
+        assert "7731" in result.answer
+        assert result.prompt_tokens_accounted == result.prompt_tokens_reported
+    finally:
+        await kernel.shutdown()
+
+
 async def test_an_over_long_prompt_is_refused_before_generation(default_model):
     driver = EmbeddedDriver(default_model, name=NAME, n_ctx=4096)
     kernel = build_kernel(load_settings({"num_ctx": 1024}), driver=driver)

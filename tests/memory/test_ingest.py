@@ -276,6 +276,22 @@ async def test_a_resumed_job_finds_its_files_from_anywhere(memory, tmp_path, mon
     assert not list(memory.journal.jobs.glob("*.json")), record
 
 
+async def test_an_interrupted_job_stays_queued_and_a_cancelled_one_does_not(memory, tmp_path):
+    for i in range(6):
+        (tmp_path / f"{i}.txt").write_text(f"file {i}")
+    interrupted = memory.job([tmp_path])
+    interrupted.interrupt()  # the desktop closing: resume next time
+    report = await memory.run(interrupted)
+    assert report.cancelled
+    resumable, _ = await memory.interrupted()
+    assert [job.sources for job in resumable] == [[tmp_path]]
+
+    cancelled = memory.job([tmp_path])
+    cancelled.cancel()  # the user's choice: forget it
+    await memory.run(cancelled, resumes=resumable[0].record)
+    assert await memory.interrupted() == ([], [])
+
+
 async def test_a_job_that_never_finishes_is_given_up_after_three_tries(memory, tmp_path):
     record = memory.journal.start([str(tmp_path)], "/Documents", {})
     for _ in range(2):

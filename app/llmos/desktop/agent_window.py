@@ -91,7 +91,9 @@ class AgentWindow(QWidget):
         bridge.usageChanged.connect(self._on_usage)
         bridge.pagesChanged.connect(self._on_pages)
         bridge.exited.connect(self._on_exited)
-        self.pager = PageIn(self, memory, self._show_banner) if memory is not None else None
+        self.pager = (
+            PageIn(self, memory, self._show_banner, self._run) if memory is not None else None
+        )
         self.setAcceptDrops(memory is not None)
 
     # -- layout --------------------------------------------------------------------------------
@@ -150,6 +152,7 @@ class AgentWindow(QWidget):
         self.composer.setToolTip("Enter sends; Shift+Enter starts a new line")
         self.composer.setTabChangesFocus(True)
         self.composer.installEventFilter(self)
+        self.composer.viewport().installEventFilter(self)  # drags arrive at the viewport
         self.composer.textChanged.connect(self._fit_composer)
         self.send_button = QToolButton(icon=icon("send"), toolTip="Send (Enter)")
         self.send_button.clicked.connect(self.send)
@@ -336,7 +339,10 @@ class AgentWindow(QWidget):
     def page_out(self, key: str) -> None:
         """Take a memory page out of this process's context RAM."""
         if self.kernel is not None and self.pid is not None:
-            self.kernel.page_out(self.pid, key)
+            try:
+                self.kernel.page_out(self.pid, key)
+            except KernelError as error:  # the process ended meanwhile
+                self._show_banner(str(error))
 
     # -- memory dropped on the window ------------------------------------------------------------
 
@@ -427,7 +433,7 @@ class AgentWindow(QWidget):
     # -- small parts -----------------------------------------------------------------------------
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if watched is self.composer and event.type() in _DRAG_EVENTS:
+        if watched is self.composer.viewport() and event.type() in _DRAG_EVENTS:
             # Memory dropped on the input box is paged in, not pasted in as text.
             assert isinstance(event, QDragEnterEvent | QDragMoveEvent | QDropEvent)
             if memory_refs(event.mimeData()):

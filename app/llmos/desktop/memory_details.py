@@ -7,10 +7,11 @@ onto an agent window to page those chunks in.
 
 from __future__ import annotations
 
+import math
 from html import escape
 
 from PySide6.QtCore import QModelIndex, QRect, QSize, Qt, Signal
-from PySide6.QtGui import QMouseEvent, QPainter, QPaintEvent
+from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPaintEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QLabel,
@@ -36,10 +37,14 @@ from llmos.memory.records import Chunk, Document
 MAP_ROWS = 2
 MAP_ROW_HEIGHT = 10
 MAP_GAP = 1
+MIN_CELL = 2
 
 
 class ChunkMap(QWidget):
     """One cell per chunk, in order, sized by tokens; the current chunk is marked.
+
+    A document of more chunks than fit (cells are at least MIN_CELL pixels wide) is drawn
+    with one cell per run of consecutive chunks; clicking a cell opens the run's first.
 
     Signals:
         chunkClicked(int): the row of the chunk clicked.
@@ -53,6 +58,8 @@ class ChunkMap(QWidget):
         self._current = -1
         self._marked: set[int] = set()
         self._cells: list[QRect] = []
+        self._runs: list[range] = []
+        """The chunk rows each cell stands for."""
         self.setMouseTracking(True)
         self.setMinimumHeight(MAP_ROWS * (MAP_ROW_HEIGHT + MAP_GAP))
 
@@ -77,52 +84,67 @@ class ChunkMap(QWidget):
 
     def _layout(self) -> None:
         """Cells flow left to right over MAP_ROWS rows, widths proportional to tokens."""
-        self._cells = []
-        if not self._tokens:
+        self._cells, self._runs = [], []
+        count = len(self._tokens)
+        if not count:
             return
-        total = sum(max(1, t) for t in self._tokens)
-        span = max(1, self.width()) * MAP_ROWS
-        x, row = 0.0, 0
-        for tokens in self._tokens:
-            width = max(2.0, span * max(1, tokens) / total - MAP_GAP)
-            if x + width > self.width() and x > 0 and row < MAP_ROWS - 1:
-                x, row = 0.0, row + 1
-            top = row * (MAP_ROW_HEIGHT + MAP_GAP)
-            self._cells.append(QRect(int(x), top, max(1, int(width)), MAP_ROW_HEIGHT))
-            x += width + MAP_GAP
+        width = max(1, self.width())
+        fits = max(1, (width // (MIN_CELL + MAP_GAP)) * MAP_ROWS)
+        per = max(1, math.ceil(count / fits))
+        self._runs = [range(i, min(count, i + per)) for i in range(0, count, per)]
+        weights = [sum(max(1, self._tokens[r]) for r in run) for run in self._runs]
+        total = sum(weights)
+        span = width * MAP_ROWS - MAP_GAP * len(self._runs)
+        x, line = 0.0, 0
+        for weight in weights:
+            cell = max(float(MIN_CELL), span * weight / total)
+            if x + cell > width and x > 0 and line < MAP_ROWS - 1:
+                x, line = 0.0, line + 1
+            top = line * (MAP_ROW_HEIGHT + MAP_GAP)
+            self._cells.append(QRect(int(x), top, max(1, int(cell)), MAP_ROW_HEIGHT))
+            x += cell + MAP_GAP
 
     def resizeEvent(self, event: object) -> None:
         self._layout()
 
     def paintEvent(self, event: QPaintEvent) -> None:
         theme = current_theme()
+        plain = QColor(theme.segments["paged_in"])  # a copy: the theme's colour is shared
+        plain.setAlphaF(0.55)
         painter = QPainter(self)
-        for row, cell in enumerate(self._cells):
-            if row == self._current:
+        for cell, run in zip(self._cells, self._runs, strict=True):
+            if self._current in run:
                 color = theme.accent
-            elif row in self._marked:
+            elif any(row in self._marked for row in run):
                 color = theme.warn
             else:
-                color = theme.segments["paged_in"]
-                color.setAlphaF(0.55)
+                color = plain
             painter.fillRect(cell, color)
 
-    def _row_at(self, event: QMouseEvent) -> int:
+    def _run_at(self, event: QMouseEvent) -> range | None:
         point = event.position().toPoint()
-        return next((row for row, cell in enumerate(self._cells) if cell.contains(point)), -1)
+        return next(
+            (
+                run
+                for cell, run in zip(self._cells, self._runs, strict=True)
+                if cell.contains(point)
+            ),
+            None,
+        )
 
     def mousePressEvent(self, event: QMouseEvent) -> None:
-        row = self._row_at(event)
-        if row >= 0:
-            self.chunkClicked.emit(row)
+        run = self._run_at(event)
+        if run is not None:
+            self.chunkClicked.emit(run.start)
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:
-        row = self._row_at(event)
-        self.setToolTip(
-            f"Chunk {row + 1} of {len(self._tokens)}: {self._tokens[row]} tokens"
-            if row >= 0
-            else ""
-        )
+        run = self._run_at(event)
+        if run is None:
+            self.setToolTip("")
+            return
+        tokens = sum(self._tokens[row] for row in run)
+        which = f"Chunk {run.start + 1}" if len(run) == 1 else f"Chunks {run.start + 1}-{run.stop}"
+        self.setToolTip(f"{which} of {len(self._tokens)}: {tokens} tokens")
 
 
 class ChunkList(QListView):
@@ -194,6 +216,11 @@ class DetailsPane(QWidget):
         self.map.set_chunks([])
         self.text.clear()
 
+    def update_document(self, document: Document, state: str) -> None:
+        """The same content with new metadata (a rename, vectors made): the chunk stays."""
+        self.document = document
+        self._describe(document, state)
+
     def show_document(
         self,
         document: Document,
@@ -206,6 +233,20 @@ class DetailsPane(QWidget):
         """Show ``document`` with its ``chunks``; open chunk ``focus`` (an ordinal) if given."""
         self.document = document
         self._terms = terms or []
+        self._describe(document, state)
+        self.chunk_model.set_chunks(chunks)
+        self.map.set_chunks([chunk.tokens for chunk in chunks])
+        self.map.set_marked(set())
+        row = 0
+        if focus is not None:
+            row = next((i for i, c in enumerate(chunks) if c.ordinal == focus), 0)
+            self.map.set_marked({row})
+        if chunks:
+            self.show_chunk(row)
+        else:
+            self.text.clear()
+
+    def _describe(self, document: Document, state: str) -> None:
         name, _ = kind_of(document)
         self.title.setText(f"<b>{escape(document.name)}</b>")
         muted = current_theme().muted.name()
@@ -223,17 +264,6 @@ class DetailsPane(QWidget):
             f"{' · '.join(escape(f) for f in facts)}{source}</span>"
         )
         self.chunks.document_path = document.path
-        self.chunk_model.set_chunks(chunks)
-        self.map.set_chunks([chunk.tokens for chunk in chunks])
-        self.map.set_marked(set())
-        row = 0
-        if focus is not None:
-            row = next((i for i, c in enumerate(chunks) if c.ordinal == focus), 0)
-            self.map.set_marked({row})
-        if chunks:
-            self.show_chunk(row)
-        else:
-            self.text.clear()
 
     def show_chunk(self, row: int) -> None:
         index = self.chunk_model.index(row, 0)

@@ -23,6 +23,7 @@ from PySide6.QtGui import (
     QDragMoveEvent,
     QDropEvent,
     QKeySequence,
+    QResizeEvent,
     QStandardItem,
     QStandardItemModel,
 )
@@ -209,8 +210,10 @@ class Listing(QTableView):
 
 
 def _accept_drag(event: QDragEnterEvent | QDragMoveEvent) -> None:
+    """Files from the computer, or documents and folders of memory (chunks cannot move)."""
     mime = event.mimeData()
-    if dropped_files(mime) or memory_refs(mime):
+    refs = memory_refs(mime)
+    if dropped_files(mime) or (refs and not any(ref.chunks for ref in refs)):
         event.acceptProposedAction()
     else:
         event.ignore()
@@ -229,6 +232,18 @@ def _emit_drop(event: QDropEvent, folder: str, files: Signal, refs: Signal) -> b
 
 class SearchResults(QListWidget):
     """Search hits with the query's words marked; hits drag out as their chunks."""
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        for row in range(self.count()):  # the hits' texts wrap to the new width
+            item = self.item(row)
+            label = self.itemWidget(item)
+            if label is not None:
+                label.setFixedWidth(self.label_width())
+                item.setSizeHint(label.sizeHint())
+
+    def label_width(self) -> int:
+        return max(200, self.viewport().width() - 36)
 
     def mimeData(self, items: list[QListWidgetItem]) -> object:  # type: ignore[override]
         hits = [item.data(HIT_ROLE) for item in items]
@@ -357,6 +372,7 @@ class MemoryExplorer(QWidget):
         service.stateChanged.connect(self._on_state)
         service.changed.connect(self.reload)
         service.ingestStarted.connect(self._on_ingest_started)
+        service.ingestWaiting.connect(self._on_ingest_waiting)
         service.ingestProgress.connect(self.panel.update_progress)
         service.ingestOutcome.connect(self.panel.add_outcome)
         service.ingestFinished.connect(self.panel.finish)
@@ -433,30 +449,41 @@ class MemoryExplorer(QWidget):
         if memory is None:
             return
         store = memory.store
+        wanted = self.folder
         folders = await store.folders()
-        if self.folder != paths.ROOT and self.folder not in folders:
-            self.folder = paths.DOCUMENTS if paths.DOCUMENTS in folders else paths.ROOT
-        documents = await store.documents(self.folder, recursive=False)
-        embedder = memory.embedder_name
+        folder = wanted
+        if folder != paths.ROOT and folder not in folders:
+            folder = paths.DOCUMENTS if paths.DOCUMENTS in folders else paths.ROOT
+        documents = await store.documents(folder, recursive=False)
+        if self.folder != wanted:  # the user went elsewhere meanwhile: show that instead
+            self._loading = None
+            self.reload()
+            return
+        self.folder = folder
         self._fill_tree(folders)
-        children = [f for f in folders if paths.parent(f) == self.folder]
-        stale = "no vectors" if self.service.indexing_error else "indexing"
+        children = [f for f in folders if paths.parent(f) == folder]
         entries = [Entry(f) for f in children] + [
-            Entry(d.path, d, "ready" if d.state(embedder) == "ready" else stale) for d in documents
+            Entry(d.path, d, self._state_of(d)) for d in documents
         ]
         self.listing.folder = self.folder
         self.listing_model.set_entries(entries)
         self.location.setText(f"<b>{self.folder}</b> · {len(documents):,} documents")
-        if self.details.document is not None:
-            still = next((d for d in documents if d.id == self.details.document.id), None)
+        shown = self.details.document
+        if shown is not None and self._pending_open is None:
+            still = next((d for d in documents if d.id == shown.id), None)
             if still is None:
                 self.details.clear()
-            elif still != self.details.document:
-                self._show(still)
+            elif still.rev != shown.rev:
+                self._show(still)  # new content: from the top
+            elif still != shown:
+                self.details.update_document(still, self._state_of(still))  # same chunks
         if self._pending_open is not None:
             path, focus, terms = self._pending_open
             self._pending_open = None
-            await self._open(path, focus, terms)
+            if self.listing_model.row_of(path) is None:
+                self.message.emit("Memory", f"'{path}' is no longer in memory.")
+            else:
+                await self._open(path, focus, terms)
         if self._reload:
             self._reload = False
             self._loading = None
@@ -556,10 +583,16 @@ class MemoryExplorer(QWidget):
         if memory is None:
             return
         chunks = await memory.store.chunks(document)
-        state = document.state(memory.embedder_name)
+        self.details.show_document(
+            document, chunks, self._state_of(document), focus=focus, terms=terms
+        )
+
+    def _state_of(self, document: Document) -> str:
+        memory = self.service.memory
+        state = document.state(memory.embedder_name if memory else None)
         if self.service.indexing_error and state == "indexing":
-            state = "no vectors"
-        self.details.show_document(document, chunks, state, focus=focus, terms=terms)
+            return "no vectors"
+        return state
 
     def open_document(
         self, path: str, chunk: int | None = None, terms: list[str] | None = None
@@ -573,8 +606,7 @@ class MemoryExplorer(QWidget):
             return
         folder = paths.parent(path)
         if folder != self.folder or self.listing_model.row_of(path) is None:
-            if self._pending_open is not None and self._pending_open[0] == path:
-                return  # already on the way
+            # Show its folder first; the load that does so opens it (or says it is gone).
             self.folder = folder
             self._pending_open = (path, chunk, terms)
             self.search.blockSignals(True)
@@ -587,6 +619,7 @@ class MemoryExplorer(QWidget):
         try:
             document = await memory.store.document(path)
         except MemoryStoreError:
+            self.message.emit("Memory", f"'{path}' is no longer in memory.")
             return
         selection = self.listing.selectionModel()
         selection.blockSignals(True)  # this document is shown here, at its chunk
@@ -657,7 +690,7 @@ class MemoryExplorer(QWidget):
             f"{hit.document.chunks} · {hit.document.folder}</span><br>"
             f"{highlight(snippet(hit.chunk.text, terms), terms, colour)}"
         )
-        label.setFixedWidth(max(200, self.results.viewport().width() - 36))
+        label.setFixedWidth(self.results.label_width())
         item.setSizeHint(label.sizeHint())
         self.results.setItemWidget(item, label)
         item.setToolTip(f"{hit.document.path}\nEnter opens it at this chunk.")
@@ -675,6 +708,10 @@ class MemoryExplorer(QWidget):
     def _on_ingest_started(self, title: str) -> None:
         self.panel.start(title)
         self.panel.show()
+
+    def _on_ingest_waiting(self, why: str) -> None:
+        self.panel.show()
+        self.panel.title.setText(why)
 
     def _on_ingest_failed(self, why: str) -> None:
         self.panel.show()
@@ -698,8 +735,26 @@ class MemoryExplorer(QWidget):
 
     async def _make_folder(self, name: str) -> None:
         memory = await self.service.ready()
-        made = await memory.mkdir(paths.join(self.folder, name))
-        self._remember(f"new folder {paths.name(made)}", lambda: memory.remove(made))
+        target = paths.join(self.folder, name)
+        await self._refuse_existing(target)
+        made = await memory.mkdir(target)
+        self._remember(f"new folder {paths.name(made)}", lambda: self._remove_if_empty(made))
+
+    async def _remove_if_empty(self, folder: str) -> None:
+        memory = await self.service.ready()
+        if await memory.store.documents(folder) or await memory.store.folders(folder):
+            raise MemoryStoreError(
+                f"'{paths.name(folder)}' is no longer empty, so undo leaves it; delete it "
+                "yourself if you mean to (Del asks first)."
+            )
+        await memory.remove(folder)
+
+    async def _refuse_existing(self, target: str) -> None:
+        memory = await self.service.ready()
+        if await memory.store.has_document(target) or await memory.store.is_folder(target):
+            raise MemoryStoreError(
+                f"'{paths.name(target)}' already exists in {paths.parent(target)}."
+            )
 
     def rename_selected(self) -> None:
         entries = self.listing.selected_entries()
@@ -711,8 +766,13 @@ class MemoryExplorer(QWidget):
             "Rename",
             f"New name for {entry.name}:",
             entry.name,
-            lambda name: self._do(self._move(entry.path, paths.join(folder, name))),
+            lambda name: self._do(self._rename(entry.path, paths.join(folder, name))),
         )
+
+    async def _rename(self, source: str, target: str) -> None:
+        if target != source:
+            await self._refuse_existing(target)  # a rename never moves into a folder
+            await self._move(source, target)
 
     def _move_refs(self, refs: list[MemoryRef], folder: str) -> None:
         moves = [ref.path for ref in refs if not ref.chunks and paths.parent(ref.path) != folder]
@@ -783,10 +843,17 @@ class MemoryExplorer(QWidget):
         """Run a change to memory; say plainly if it was refused, and show the result."""
 
         async def run() -> None:
+            if self.service.ingesting:
+                self.location.setText(
+                    f"{self.location.text()} · waiting for the ingest to finish..."
+                )
             try:
                 await change
             except (MemoryStoreError, MemoryPathError, MemoryUnavailable) as error:
                 self.message.emit("Memory", str(error))
+            except Exception as error:  # LanceDB refused: say so rather than nothing
+                log.exception("a change to memory failed")
+                self.message.emit("Memory", f"Memory could not make that change: {error}")
             finally:
                 self.service.notify_changed()
 

@@ -14,23 +14,26 @@ import contextlib
 import dataclasses
 import importlib
 import logging
+import math
+import time
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Signal
 
-from llmos.bootstrap import open_memory
+from llmos.bootstrap import choose_memory_embedder, open_memory
 from llmos.desktop.session import DesktopSession, KernelNotRunning
 from llmos.kernel.events import ProcessExited, ProcessStateChanged
 from llmos.kernel.process import ProcessState
 from llmos.memory import paths
+from llmos.memory.embedder import EmbedderChoice
 
 if TYPE_CHECKING:
     from llmos.memory.indexer import Indexer, IndexProgress
-    from llmos.memory.ingest import IngestJob, IngestOptions
+    from llmos.memory.ingest import IngestJob, IngestOptions, IngestProgress
     from llmos.memory.journal import JobRecord
     from llmos.memory.long_term import LongTermMemory
     from llmos.memory.records import MemoryStats
@@ -39,6 +42,10 @@ log = logging.getLogger(__name__)
 
 WATCH_SECONDS = 2.0
 """How often memory looks for what other processes committed."""
+INDEX_RETRY_SECONDS = 30.0
+"""After embedding failed (the backend went away), how long before it is tried again."""
+CLOSE_WAIT_SECONDS = 5.0
+"""How long closing waits for an interrupted ingest to stop before cancelling it."""
 SHARED_ENGINE_BATCH = 8
 """Chunks per embedding batch when the embedder is the engine the agents run on: a batch
 holds it, so a message sent meanwhile waits for at most this many."""
@@ -58,10 +65,14 @@ class IngestRequest:
 class MemoryService(QObject):
     """The desktop's long-term memory.
 
+    Memory opens on full text at once; vectors start once the kernel's engine is up, with the
+    embedding model chosen for that engine, and are chosen again when the engine changes.
+
     Signals:
         stateChanged(): ``phase``, ``message``, ``stats`` or the indexing figures changed.
         changed(): documents or folders changed (here, or in another process).
         ingestStarted(str): an ingest began; the text says what it adds where.
+        ingestWaiting(str): it waits for another process's ingest on this memory (why).
         ingestProgress(object): an :class:`IngestProgress` (about 10 a second at most).
         ingestOutcome(object): a file's final :class:`FileOutcome`.
         ingestFinished(object): the :class:`IngestReport`.
@@ -71,6 +82,7 @@ class MemoryService(QObject):
     stateChanged = Signal()
     changed = Signal()
     ingestStarted = Signal(str)
+    ingestWaiting = Signal(str)
     ingestProgress = Signal(object)
     ingestOutcome = Signal(object)
     ingestFinished = Signal(object)
@@ -89,14 +101,24 @@ class MemoryService(QObject):
         self._opened: asyncio.Future[LongTermMemory] | None = None
         self._queue: deque[IngestRequest] = deque()
         self._job: IngestJob | None = None
+        self._request: IngestRequest | None = None
+        self._waiting = False
+        """The running ingest waits for another process's ingest."""
         self._ingesting: asyncio.Task[None] | None = None
         self._indexer: Indexer | None = None
         self._indexing: asyncio.Task[None] | None = None
+        self._failed_at = -math.inf
         self._stats_task: asyncio.Task[None] | None = None
+        self._stats_again = False
         self._watching: asyncio.Task[None] | None = None
+        self._engine: object | None = None
+        """The kernel driver the embedder was chosen for (None: not chosen yet)."""
+        self._choosing: asyncio.Task[None] | None = None
+        self._unsubscribe: Callable[[], None] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
         self._closing = False
+        session.statusChanged.connect(self._follow_engine)
 
     # -- opening -------------------------------------------------------------------------------
 
@@ -104,7 +126,7 @@ class MemoryService(QObject):
         """Open memory in the background (once; later calls do nothing)."""
         if self._opened is None or (self.phase == "failed" and not self._closing):
             self._opened = asyncio.get_running_loop().create_future()
-            self._session.run(self._open(self._opened), "llmos-memory-open")
+            self.run(self._open(self._opened), "llmos-memory-open")
 
     async def ready(self) -> LongTermMemory:
         """Memory, once open.
@@ -121,12 +143,7 @@ class MemoryService(QObject):
         try:
             # LanceDB takes over a second to import: never on the GUI thread.
             await asyncio.to_thread(importlib.import_module, "lancedb")
-            try:
-                kernel = await self._session.kernel_ready()
-            except KernelNotRunning:
-                kernel = None  # memory still works, on full text
-            driver = kernel.driver if kernel is not None else None
-            memory = await open_memory(self._session.settings, driver)
+            memory = await open_memory(self._session.settings)
         except Exception as error:
             log.exception("long-term memory could not be opened")
             why = f"Long-term memory could not be opened: {error}"
@@ -138,26 +155,68 @@ class MemoryService(QObject):
         if self._closing:
             await memory.close()
             return
-        if memory.embedder is not None and kernel is not None:
-            shared = memory.embedder.driver is kernel.driver
-            if shared:
-                memory.embedder = dataclasses.replace(
-                    memory.embedder, batch_size=SHARED_ENGINE_BATCH
-                )
-                self._session.bus.subscribe(
-                    self._on_process_state, ProcessStateChanged, ProcessExited
-                )
         self.memory = memory
-        note = memory.embedder.reason if memory.embedder else memory.embedder_note
-        self._set(phase="ready", message=note)
+        self._set(phase="ready", message="vectors wait for the model engine to start")
         opened.set_result(memory)
-        self._start_indexer()
-        self._watching = self._session.run(self._watch(memory), "llmos-memory-watch")
+        self._watching = self.run(self._watch(memory), "llmos-memory-watch")
         self.refresh_stats()
+        self._follow_engine()
         resumable, _ = await memory.interrupted()
         for job in resumable:
             self._queue.append(IngestRequest(job.sources, job.options.folder, job.record))
         self._next_ingest()
+
+    def _follow_engine(self) -> None:
+        """Choose the embedding model again when the kernel's engine came up or changed."""
+        kernel = self._session.kernel
+        if self.memory is None or self._closing or kernel is None:
+            return
+        if kernel.driver is self._engine:
+            return
+        if self._choosing is not None and not self._choosing.done():
+            return  # it looks again when done
+        self._choosing = self.run(self._choose_embedder(), "llmos-memory-embedder")
+
+    async def _choose_embedder(self) -> None:
+        memory, kernel = self.memory, self._session.kernel
+        if memory is None or kernel is None:
+            return
+        driver = kernel.driver
+        try:
+            choice = await choose_memory_embedder(self._session.settings, driver)
+        except Exception as error:  # a damaged built-in model, a backend gone meanwhile
+            log.warning("no embedding model for memory: %s", error)
+            choice = EmbedderChoice(None, f"no embedding model could be used ({error})")
+        if self.memory is not memory or self._closing:
+            if choice.embedder is not None and choice.embedder.owns_driver:
+                await choice.embedder.driver.close()
+            return
+        await self._stop_indexer()
+        old = memory.embedder
+        embedder = choice.embedder
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        if embedder is not None and embedder.driver is driver:
+            # The engine the agents run on: embed in small batches, and only while idle.
+            embedder = dataclasses.replace(embedder, batch_size=SHARED_ENGINE_BATCH)
+            self._unsubscribe = self._session.bus.subscribe(
+                self._on_process_state, ProcessStateChanged, ProcessExited
+            )
+        self._on_process_state(None)
+        memory.embedder, memory.embedder_note = embedder, choice.reason
+        if (
+            old is not None
+            and old.owns_driver
+            and old.driver is not getattr(embedder, "driver", None)
+        ):
+            await old.driver.close()
+        self._engine = driver
+        self._failed_at = -math.inf
+        self._set(indexing_error="", message=embedder.reason if embedder else choice.reason)
+        self._ensure_indexer()
+        self.notify_changed()  # documents' states follow the embedding model
+        self._follow_engine()  # the engine may have changed again meanwhile
 
     # -- ingestion ------------------------------------------------------------------------------
 
@@ -165,10 +224,15 @@ class MemoryService(QObject):
         """Add files and folders to memory (after any ingest already running)."""
         if not sources or self._closing:
             return
-        self._queue.append(IngestRequest(list(sources), paths.normalize(folder)))
+        folder = paths.normalize(folder)
+        waiting = next((r for r in self._queue if r.folder == folder and not r.resumes), None)
+        if waiting is not None:  # dropped while another ingest runs: one job for both
+            waiting.sources.extend(sources)
+        else:
+            self._queue.append(IngestRequest(list(sources), folder))
         if self.memory is None:
             self.start()  # the queue runs once memory is open
-            self._session.run(self._report_if_unavailable(), "llmos-memory-wait")
+            self.run(self._report_if_unavailable(), "llmos-memory-wait")
         else:
             self._next_ingest()
 
@@ -186,6 +250,9 @@ class MemoryService(QObject):
         self._queue.clear()
         if self._job is not None:
             self._job.cancel()
+        if self._waiting and self._ingesting is not None:
+            # Nothing started yet (it waits for another process's ingest): just stop waiting.
+            self._ingesting.cancel()
 
     async def _report_if_unavailable(self) -> None:
         try:
@@ -198,10 +265,10 @@ class MemoryService(QObject):
         if self.ingesting or not self._queue or self.memory is None or self._closing:
             return
         request = self._queue.popleft()
-        self._ingesting = self._session.run(self._ingest(request), "llmos-memory-ingest")
+        self._ingesting = self.run(self._ingest(request), "llmos-memory-ingest")
 
     async def _ingest(self, request: IngestRequest) -> None:
-        from llmos.memory.ingest import IngestOptions
+        from llmos.memory.ingest import IngestOptions, IngestReport
 
         memory = self.memory
         assert memory is not None
@@ -211,50 +278,87 @@ class MemoryService(QObject):
         job = memory.job(
             request.sources,
             options,
-            on_progress=self.ingestProgress.emit,
+            on_progress=self._on_progress,
             on_outcome=self.ingestOutcome.emit,
             on_commit=self._on_commit,
         )
-        self._job = job
+        self._job, self._request, self._waiting = job, request, False
         self.ingestStarted.emit(_describe(request))
         try:
             report = await memory.run(job, waiting=self._say_waiting, resumes=request.resumes)
         except asyncio.CancelledError:
-            raise
+            if self._waiting and not self._closing:  # the user stopped the wait
+                self.ingestFinished.emit(IngestReport([], 0, 0.0, cancelled=True))
+            else:
+                raise
         except Exception as error:
             log.exception("ingest failed")
             self.ingestFailed.emit(f"The files could not be added to memory: {error}")
         else:
             self.ingestFinished.emit(report)
         finally:
-            self._job = None
-            self.changed.emit()
-            self.refresh_stats()
+            self._job = self._request = None
+            self._waiting = False
+            if not self._closing:
+                self.notify_changed()
         self._ingesting = None
         self._next_ingest()
 
     def _say_waiting(self) -> None:
-        self.ingestStarted.emit("Waiting for another ingest on this memory to finish...")
+        self._waiting = True
+        self.ingestWaiting.emit(
+            "Waiting for another ingest on this memory (llmos ingest in a terminal?) to finish..."
+        )
+
+    def _on_progress(self, progress: IngestProgress) -> None:
+        if self._waiting and self._request is not None:
+            self._waiting = False  # its turn came
+            self.ingestStarted.emit(_describe(self._request))
+        self.ingestProgress.emit(progress)
 
     def _on_commit(self, _documents: object) -> None:
         self.changed.emit()
-        if self._indexer is not None:
-            self._indexer.wake()
+        self._ensure_indexer()
 
     # -- vectors --------------------------------------------------------------------------------
 
-    def _start_indexer(self) -> None:
-        assert self.memory is not None
-        indexer = self.memory.indexer(self._on_index_progress, self._engine_idle)
-        if indexer is None:
+    def _ensure_indexer(self) -> None:
+        """Embed what waits for vectors: wake the indexer, or start one (again)."""
+        memory = self.memory
+        if memory is None or self._closing or memory.embedder is None:
             return
-        self._indexer = indexer
-        self._indexing = self._session.run(self._index(indexer), "llmos-memory-index")
+        if self._indexer is not None:
+            self._indexer.wake()
+            return
+        if time.monotonic() - self._failed_at < INDEX_RETRY_SECONDS:
+            return  # it failed a moment ago: the backend gets time to come back
+        indexer = memory.indexer(self._on_index_progress, self._engine_idle)
+        if indexer is not None:
+            self._indexer = indexer
+            self._indexing = self.run(self._index(indexer), "llmos-memory-index")
 
     async def _index(self, indexer: Indexer) -> None:
-        await indexer.run()
-        if indexer.error:
+        try:
+            await indexer.run()
+        except Exception as error:  # whatever it was, say so instead of "indexing" forever
+            log.exception("embedding stopped")
+            indexer.error = indexer.error or str(error)
+        finally:
+            if self._indexer is indexer:
+                self._indexer = None
+        if indexer.error and not self._closing:
+            self._failed_at = time.monotonic()
             self._set(indexing_error=indexer.error)
+            self.notify_changed()
+
+    async def _stop_indexer(self) -> None:
+        indexer, task = self._indexer, self._indexing
+        if indexer is not None:
+            indexer.stop()
+        self._idle.set()  # an indexer held at the gate sees the stop
+        if task is not None and not task.done():
+            with contextlib.suppress(Exception):
+                await task
         self._indexer = None
 
     async def _engine_idle(self) -> None:
@@ -263,9 +367,13 @@ class MemoryService(QObject):
 
     def _on_process_state(self, _event: object) -> None:
         kernel = self._session.kernel
-        generating = kernel is not None and any(
-            process.state in (ProcessState.WAITING, ProcessState.RUNNING)
-            for process in kernel.processes
+        generating = (
+            self._unsubscribe is not None
+            and kernel is not None
+            and any(
+                process.state in (ProcessState.WAITING, ProcessState.RUNNING)
+                for process in kernel.processes
+            )
         )
         if generating:
             self._idle.clear()
@@ -273,6 +381,8 @@ class MemoryService(QObject):
             self._idle.set()
 
     def _on_index_progress(self, progress: IndexProgress) -> None:
+        if self.indexing_error:
+            self._set(indexing_error="")  # it works again
         self.changed.emit()  # documents turn from "indexing" to "ready"
         self.refresh_stats()
 
@@ -287,31 +397,32 @@ class MemoryService(QObject):
                 log.exception("memory could not look for changes")
                 continue
             if moved:
-                self.changed.emit()
-                self.refresh_stats()
-                if self._indexer is not None:
-                    self._indexer.wake()
-                elif self.memory is not None and self.memory.embedder and not self.indexing_error:
-                    self._start_indexer()
+                self.notify_changed()
+                self._ensure_indexer()
 
     def refresh_stats(self) -> None:
         """Count documents, chunks and disk use again (in the background, coalesced)."""
         if self.memory is None or self._closing:
             return
         if self._stats_task is not None and not self._stats_task.done():
+            self._stats_again = True
             return
-        self._stats_task = self._session.run(self._count(self.memory), "llmos-memory-stats")
+        self._stats_task = self.run(self._count(self.memory), "llmos-memory-stats")
 
     async def _count(self, memory: LongTermMemory) -> None:
         try:
             stats = await memory.stats()
         except Exception:
             log.exception("memory could not be counted")
-            return
-        self._set(stats=stats)
+        else:
+            self._set(stats=stats)
+        if self._stats_again:
+            self._stats_again = False
+            self._stats_task = None
+            self.refresh_stats()
 
     def notify_changed(self) -> None:
-        """Something here changed memory (a rename, a new folder): tell the views."""
+        """Memory changed (here, or in another process): tell the views, count again."""
         self.changed.emit()
         self.refresh_stats()
 
@@ -325,17 +436,27 @@ class MemoryService(QObject):
     # -- closing --------------------------------------------------------------------------------
 
     async def close(self) -> None:
-        """Stop ingesting and embedding (kept work stays; a cut ingest resumes next time)."""
+        """Stop ingesting and embedding. Stored documents stay, and an ingest cut short is
+        resumed the next time memory opens."""
         self._closing = True
         self._queue.clear()
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
         if self._job is not None:
-            self._job.cancel()
-        if self._indexer is not None:
-            self._indexer.stop()
-        self._idle.set()  # an indexer held at the gate sees the stop
-        if self._watching is not None:
-            self._watching.cancel()
-        for task in (self._watching, self._ingesting, self._indexing, self._stats_task):
+            self._job.interrupt()
+        for task in (self._watching, self._choosing):
+            if task is not None:
+                task.cancel()
+        ingesting = self._ingesting
+        if ingesting is not None and not ingesting.done():
+            # Files in flight are dropped at once; waiting for another process's ingest, or
+            # for a long discovery, is not worth keeping the desktop open for.
+            done, _ = await asyncio.wait({ingesting}, timeout=CLOSE_WAIT_SECONDS)
+            if not done:
+                ingesting.cancel()
+        await self._stop_indexer()
+        for task in (self._watching, self._choosing, ingesting, self._stats_task):
             if task is not None and not task.done():
                 with contextlib.suppress(Exception, asyncio.CancelledError):
                     await task

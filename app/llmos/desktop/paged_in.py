@@ -8,9 +8,9 @@ under the window's header lists the pages the process holds; each can be dropped
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QMessageBox, QToolButton, QWidget
@@ -19,6 +19,7 @@ from llmos.desktop.memory_drag import MemoryRef
 from llmos.desktop.memory_service import MemoryService, MemoryUnavailable
 from llmos.desktop.ram_bar import human_tokens
 from llmos.desktop.theme import icon
+from llmos.drivers.base import DriverError
 from llmos.kernel.errors import KernelError, PageTooLarge
 from llmos.kernel.kernel import Kernel
 from llmos.kernel.pages import Page
@@ -28,6 +29,9 @@ from llmos.memory.paging import best_page, page_of
 
 log = logging.getLogger(__name__)
 
+TOO_LARGE_AT = 2
+"""Documents whose stored (high-side) token estimate is this many times the room are refused
+without being counted."""
 CHIPS_SHOWN = 4
 """Pages shown as chips; more are summed up in one "+N more" chip."""
 
@@ -96,12 +100,20 @@ class PageIn:
 
     Args:
         tell: shows a problem in the window (its banner).
+        run: runs a coroutine as a task the window owns (cancelled when it closes).
     """
 
-    def __init__(self, parent: QWidget, memory: MemoryService, tell: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        parent: QWidget,
+        memory: MemoryService,
+        tell: Callable[[str], None],
+        run: Callable[[Coroutine[Any, Any, None], str], object],
+    ) -> None:
         self._parent = parent
         self._memory = memory
         self._tell = tell
+        self._run = run
         self.offer: QMessageBox | None = None
         """The open "page in the best chunks instead?" question, if any."""
 
@@ -112,15 +124,19 @@ class PageIn:
             return
         try:
             memory = await self._memory.ready()
+            whole = [ref.path for ref in documents if not ref.chunks]
+            estimate = sum([(await memory.store.document(path)).tokens for path in whole])
+            room = kernel.page_room(pid, replacing=whole)
+            if estimate > TOO_LARGE_AT * room:
+                # Far too large: say so from the stored estimate, without reading and
+                # counting megabytes of text on the GUI thread.
+                budget = kernel.get(pid).budget
+                raise PageTooLarge(whole, tokens=estimate, room=room, budget=budget)
             pages = [await page_of(memory, ref.path, ref.chunks) for ref in documents]
-        except (MemoryUnavailable, MemoryStoreError) as error:
-            self._tell(str(error))
-            return
-        try:
             kernel.page_in(pid, pages)
         except PageTooLarge as error:
             self._offer_best(kernel, pid, documents, error)
-        except KernelError as error:
+        except (MemoryUnavailable, MemoryStoreError, KernelError) as error:
             self._tell(str(error))
 
     def _offer_best(
@@ -146,19 +162,18 @@ class PageIn:
         def answered(_result: int) -> None:
             self.offer = None
             if box.clickedButton() is best:
-                task = asyncio.get_running_loop().create_task(
-                    self._page_best(kernel, pid, refs, error.room), name="llmos-page-best"
-                )
-                task.add_done_callback(_report)
+                self._run(self._page_best(kernel, pid, refs), "page-best")
 
         box.finished.connect(answered)
         box.open()
         self.offer = box
 
-    async def _page_best(self, kernel: Kernel, pid: int, refs: list[MemoryRef], room: int) -> None:
-        process = kernel.get(pid)
-        asked = [m for m in process.history if m.get("role") == "user"]
+    async def _page_best(self, kernel: Kernel, pid: int, refs: list[MemoryRef]) -> None:
         try:
+            process = kernel.get(pid)
+            asked = [m for m in process.history if m.get("role") == "user"]
+            # The room now (the conversation may have moved on since the question).
+            room = kernel.page_room(pid, replacing=[f"{ref.path}#best" for ref in refs])
             memory = await self._memory.ready()
             pages = []
             for ref in refs:
@@ -173,10 +188,5 @@ class PageIn:
                 self._tell("Not even one chunk fits this process's context RAM.")
                 return
             kernel.page_in(pid, pages)
-        except (MemoryUnavailable, MemoryStoreError, KernelError) as error:
+        except (MemoryUnavailable, MemoryStoreError, KernelError, DriverError) as error:
             self._tell(str(error))
-
-
-def _report(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("paging in failed", exc_info=task.exception())

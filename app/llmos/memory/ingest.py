@@ -135,6 +135,8 @@ class IngestJob:
         self._on_outcome = on_outcome
         self._on_commit = on_commit
         self._cancelled = asyncio.Event()
+        self.interrupted = False
+        """Stopped by :meth:`interrupt`: the job is to be resumed, not forgotten."""
         self._outcomes: list[FileOutcome] = []
         self._buffer: list[tuple[DocumentWrite, FileOutcome]] = []
         self._buffer_chunks = 0
@@ -146,6 +148,12 @@ class IngestJob:
 
     def cancel(self) -> None:
         """Stop soon: files in flight are dropped, stored documents stay; nothing is half-stored."""
+        self._cancelled.set()
+
+    def interrupt(self) -> None:
+        """Stop soon, as :meth:`cancel` does, but as an interruption rather than the user's
+        choice: the job stays queued and the next ingest resumes it (the desktop closing)."""
+        self.interrupted = True
         self._cancelled.set()
 
     @property

@@ -105,9 +105,11 @@ class LongTermMemory:
                     },
                 )
             report = await job.run()
-            # A cancelled job is finished too: the user chose to stop it. A job that raised
-            # (or whose process died) keeps its record and is resumed next time.
-            await asyncio.to_thread(self.journal.finish, record)
+            # A cancelled job is finished too: the user chose to stop it. A job that raised,
+            # was interrupted (the desktop closing) or whose process died keeps its record and
+            # is resumed next time.
+            if not job.interrupted:
+                await asyncio.to_thread(self.journal.finish, record)
             if report.counts["added"] or report.counts["replaced"]:
                 await upkeep.maintain(self.store)
         return report
