@@ -34,7 +34,14 @@ from llmos.memory.discovery import Candidate, discover, printable
 from llmos.memory.readers import MEDIA_TYPES
 from llmos.memory.records import Document
 from llmos.memory.store import DocumentWrite, MemoryStore, new_document
-from llmos.memory.worker import ReadResult, ReadTask, read_document, start_pool, stop_pool
+from llmos.memory.worker import (
+    ReadResult,
+    ReadTask,
+    read_document,
+    start_pool,
+    stop_pool,
+    stop_pool_soon,
+)
 
 log = logging.getLogger(__name__)
 
@@ -265,7 +272,7 @@ class IngestJob:
             # Cancel must not wait for a worker deep in a PDF: files in flight are dropped
             # anyway, so the workers are stopped rather than awaited.
             if isinstance(pool, ProcessPoolExecutor):
-                stop_pool(pool, terminate=bool(in_flight))
+                await stop_pool_soon(pool, terminate=bool(in_flight))
             else:
                 pool.shutdown(wait=False, cancel_futures=True)
 

@@ -182,7 +182,10 @@ class MemoryStore:
         async with self._lock:
             rows = [row for write in writes for row in write.chunks]
             if rows:
-                await self._chunks.add(pa.Table.from_pylist(rows, schema=CHUNK_SCHEMA))
+                # Thousands of rows take a ~100 ms to convert: not on the event loop, which
+                # may be the desktop's GUI thread.
+                table = await asyncio.to_thread(pa.Table.from_pylist, rows, CHUNK_SCHEMA)
+                await self._chunks.add(table)
             docs = [write.document.to_row() for write in writes]
             merge = self._documents.merge_insert("path")
             await (

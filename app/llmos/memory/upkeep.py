@@ -14,7 +14,7 @@ from concurrent.futures.process import BrokenProcessPool
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from llmos.memory.worker import start_pool, stop_pool
+from llmos.memory.worker import start_pool, stop_pool_soon
 
 if TYPE_CHECKING:  # the worker process imports only what fold_in needs
     from llmos.memory.store import MemoryStore
@@ -95,7 +95,7 @@ async def _maintain(store: MemoryStore) -> None:
             await asyncio.get_running_loop().run_in_executor(pool, fold_in, jobs)
             finished = True
         finally:
-            stop_pool(pool, terminate=not finished)
+            await stop_pool_soon(pool, terminate=not finished)
     for table in indexed:
         await table.checkout_latest()
 

@@ -7,6 +7,7 @@ small picklable records; a result carries its chunks as plain tuples.
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import hashlib
 import multiprocessing
@@ -114,6 +115,16 @@ def stop_pool(pool: ProcessPoolExecutor, terminate: bool) -> None:
         for process in list(getattr(pool, "_processes", {}).values()):
             process.terminate()
     pool.shutdown(wait=not terminate, cancel_futures=True)
+
+
+async def stop_pool_soon(pool: ProcessPoolExecutor, terminate: bool) -> None:
+    """:func:`stop_pool` without holding up the event loop: joining the workers takes a few
+    hundred milliseconds, so it runs in a thread (and finishes even if the caller is
+    cancelled meanwhile)."""
+    if terminate:
+        stop_pool(pool, terminate=True)  # no join: quick
+        return
+    await asyncio.shield(asyncio.to_thread(stop_pool, pool, False))
 
 
 def start_pool(workers: int) -> ProcessPoolExecutor:
