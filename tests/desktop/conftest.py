@@ -85,7 +85,7 @@ def settings(tmp_path):
 def open_desktop(qtbot, arun, settings) -> Iterator[Callable[..., DesktopWindow]]:
     """Open desktops; each is shut down (if the test did not) and checked to leave nothing."""
     opened: list[DesktopWindow] = []
-    threads_before = threading.active_count()
+    threads_before = _threads()
 
     def open_(driver: FakeDriver | None = None, **changes: object) -> DesktopWindow:
         # Not qtbot.addWidget: pytest-qt would close and delete it before this fixture's
@@ -107,4 +107,22 @@ def open_desktop(qtbot, arun, settings) -> Iterator[Callable[..., DesktopWindow]
     apply_theme(app, "light")
     left = [w for w in app.topLevelWidgets() if w.isVisible()]
     assert not left, f"windows left open: {left}"
-    qtbot.waitUntil(lambda: threading.active_count() <= threads_before, timeout=WAIT)
+    try:
+        qtbot.waitUntil(lambda: _threads() <= threads_before, timeout=WAIT)
+    except Exception:
+        names = sorted(thread.name for thread in threading.enumerate())
+        pytest.fail(f"threads outlived the desktop ({threads_before} before): {names}")
+
+
+LIFELONG_THREADS = {"LanceDBBackgroundEventLoop"}
+"""Threads a library starts once and keeps for the life of the process (not leaks)."""
+
+
+def _threads() -> int:
+    """Python's threads but those that live as long as the process. Threads Python did not
+    start (``_DummyThread``: the session's QThreadExecutor workers, which appear here once
+    each has run its first task) are not counted."""
+    return sum(
+        thread.name not in LIFELONG_THREADS and not isinstance(thread, threading._DummyThread)
+        for thread in threading.enumerate()
+    )
