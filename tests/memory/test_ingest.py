@@ -299,3 +299,22 @@ async def test_a_job_that_never_finishes_is_given_up_after_three_tries(memory, t
     resumable, given_up = await memory.interrupted()
     assert resumable == [] and [g.id for g in given_up] == [record.id]
     assert not list(memory.journal.jobs.glob("*.json"))
+
+
+async def test_a_search_does_not_wait_for_a_busy_embedding_model(
+    vector_memory, tmp_path, monkeypatch
+):
+    from llmos.memory import search as search_module
+
+    (tmp_path / "a.txt").write_text("the quokka smiles on Rottnest island")
+    await ingest(vector_memory, tmp_path / "a.txt")
+    assert (await vector_memory.search("quokka")).mode == "hybrid"
+
+    async def busy(model, texts):  # the embedded engine, generating someone's answer
+        await asyncio.sleep(30)
+
+    monkeypatch.setattr(search_module, "QUERY_EMBED_SECONDS", 0.2)
+    monkeypatch.setattr(vector_memory.embedder.driver, "embed", busy)
+    result = await asyncio.wait_for(vector_memory.search("quokka"), 5)
+    assert result.mode == "text" and "busy" in result.note
+    assert result.hits[0].document.name == "a.txt"

@@ -23,6 +23,8 @@ from llmos.memory.store import MemoryStore
 log = logging.getLogger(__name__)
 
 RRF_K = 60
+QUERY_EMBED_SECONDS = 5.0
+"""How long a search waits for its query's vector before it matches by words alone."""
 OVERFETCH = 4
 """Candidates fetched per side, as a multiple of k: fusion and filtering need spares."""
 PREFILTER_MAX = 1000
@@ -130,10 +132,16 @@ async def _vector_ranking(
     if table is None or not await table.count_rows():
         return [], f"no vectors from {embedder.model} yet"
     try:
-        (vector,) = await embedder.embed([query])
+        # asyncio.timeout, not wait_for (on 3.11 wait_for can swallow a cancellation).
+        async with asyncio.timeout(QUERY_EMBED_SECONDS):
+            (vector,) = await embedder.embed([query])
     except DriverError as error:
         log.warning("query embedding failed: %s", error.message)
         return [], f"{embedder.model} is unavailable ({error.message})"
+    except TimeoutError:
+        # The embedded engine embeds on the model that is generating: rather than wait for
+        # the answer to end, match by words.
+        return [], f"{embedder.model} is busy; matched by words only"
     search = (
         table.query().nearest_to(vector).distance_type("cosine").select(["chunk_id", "_distance"])
     )
