@@ -184,7 +184,7 @@ def test_search_finds_a_chunk_and_opens_its_document_there(qtbot, open_desktop, 
 
 
 def explorer_hit_role():
-    from llmos.desktop.memory_explorer import HIT_ROLE
+    from llmos.desktop.memory_search import HIT_ROLE
 
     return HIT_ROLE
 

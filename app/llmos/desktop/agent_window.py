@@ -3,7 +3,9 @@
 The window spawns its process when it opens and kills it when it closes (asking first while
 an answer is being generated). Every failure a user can meet (no backend, a model that is not
 installed, a message too large for the context RAM, a broken stream) shows as a banner in
-plain words, and the text typed is never lost.
+plain words, and the text typed is never lost. The banner, the message box and the memory
+pages are in :mod:`~llmos.desktop.banner`, :mod:`~llmos.desktop.composer` and
+:mod:`~llmos.desktop.paged_in`.
 """
 
 from __future__ import annotations
@@ -13,28 +15,27 @@ import logging
 from collections.abc import Coroutine
 from typing import Any
 
-from PySide6.QtCore import QEvent, QObject, Qt, Signal
-from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDragMoveEvent, QDropEvent, QIcon, QKeyEvent
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QIcon
 from PySide6.QtWidgets import (
-    QFrame,
     QHBoxLayout,
     QLabel,
     QMdiSubWindow,
     QMessageBox,
-    QPlainTextEdit,
     QPushButton,
-    QSizePolicy,
     QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
 from llmos.apps.manifest import AppManifest
+from llmos.desktop.banner import Banner
 from llmos.desktop.bridge import KernelBridge
 from llmos.desktop.chat_view import ChatView
-from llmos.desktop.memory_drag import MemoryRef, memory_refs
+from llmos.desktop.composer import Composer
+from llmos.desktop.memory_drag import MemoryRef
 from llmos.desktop.memory_service import MemoryService
-from llmos.desktop.paged_in import PagedInStrip, PageIn
+from llmos.desktop.paged_in import PagedIn
 from llmos.desktop.ram_bar import RamMeter
 from llmos.desktop.session import DesktopSession, KernelNotRunning
 from llmos.desktop.theme import app_icon, icon
@@ -44,10 +45,6 @@ from llmos.kernel.errors import KernelError, ModelCallFailed, ProcessGone
 from llmos.kernel.kernel import Kernel, TurnResult
 
 log = logging.getLogger(__name__)
-
-_DRAG_EVENTS = (QEvent.Type.DragEnter, QEvent.Type.DragMove, QEvent.Type.Drop)
-COMPOSER_LINES = (1, 6)
-"""The input box grows with its text between these many lines."""
 
 
 class AgentWindow(QWidget):
@@ -87,14 +84,11 @@ class AgentWindow(QWidget):
         self.setWindowTitle(manifest.name)
         self.setWindowIcon(app_icon_of(manifest))
         self._build()
+        self.setAcceptDrops(memory is not None)
         bridge.tokens.connect(self._on_tokens)
         bridge.usageChanged.connect(self._on_usage)
-        bridge.pagesChanged.connect(self._on_pages)
+        bridge.pagesChanged.connect(self.pages.show_pages)
         bridge.exited.connect(self._on_exited)
-        self.pager = (
-            PageIn(self, memory, self._show_banner, self._run) if memory is not None else None
-        )
-        self.setAcceptDrops(memory is not None)
 
     # -- layout --------------------------------------------------------------------------------
 
@@ -108,32 +102,17 @@ class AgentWindow(QWidget):
         header.addWidget(self.model_label, 1)
         header.addWidget(self.meter)
 
-        self.banner = QFrame(objectName="Banner")
-        self.banner.setFrameShape(QFrame.Shape.StyledPanel)
-        self.banner_icon = QLabel()
-        self.banner_text = QLabel(wordWrap=True)
-        self.banner_text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.banner_text.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
-        self.retry_button = QPushButton("Retry")
-        self.retry_button.clicked.connect(self._retry)
-        self.settings_button = QPushButton("Settings...")
-        self.settings_button.clicked.connect(self.settingsRequested)
-        dismiss = QToolButton(icon=icon("close"), toolTip="Dismiss", autoRaise=True)
-        dismiss.clicked.connect(self.banner.hide)
-        row = QHBoxLayout(self.banner)
-        row.setContentsMargins(10, 6, 6, 6)
-        row.addWidget(self.banner_icon, 0, Qt.AlignmentFlag.AlignTop)
-        row.addWidget(self.banner_text, 1)
-        row.addWidget(self.retry_button, 0, Qt.AlignmentFlag.AlignTop)
-        row.addWidget(self.settings_button, 0, Qt.AlignmentFlag.AlignTop)
-        row.addWidget(dismiss, 0, Qt.AlignmentFlag.AlignTop)
-        self.banner.hide()
-        self._retry_action: str | None = None
+        self.banner = Banner()
+        self.banner.retryRequested.connect(self._retry)
+        self.banner.settingsRequested.connect(self.settingsRequested)
+        self.banner_text = self.banner.text
+        self.retry_button = self.banner.retry_button
+        self.settings_button = self.banner.settings_button
         self._unsent = ""
         """A message that got no answer, kept for Retry."""
 
-        self.paged_in = PagedInStrip()
-        self.paged_in.pageOut.connect(self.page_out)
+        self.pages = PagedIn(self, self.memory, self.banner.show_problem, self._run)
+        self.pager, self.paged_in = self.pages.pager, self.pages.strip
 
         self.chat = ChatView()
         self.chat.setAcceptDrops(False)  # a memory drop is the window's, not the text's
@@ -147,13 +126,10 @@ class AgentWindow(QWidget):
             starters.addWidget(button)
         starters.addStretch(1)
 
-        self.composer = QPlainTextEdit(objectName="Composer")
-        self.composer.setPlaceholderText(f"Message {self.manifest.name}...")
-        self.composer.setToolTip("Enter sends; Shift+Enter starts a new line")
-        self.composer.setTabChangesFocus(True)
-        self.composer.installEventFilter(self)
-        self.composer.viewport().installEventFilter(self)  # drags arrive at the viewport
-        self.composer.textChanged.connect(self._fit_composer)
+        self.composer = Composer(self.manifest.name)
+        self.composer.sendRequested.connect(self.send)
+        self.composer.stopRequested.connect(self.stop)
+        self.pages.watch(self.composer.viewport())  # drags arrive at the viewport
         self.send_button = QToolButton(icon=icon("send"), toolTip="Send (Enter)")
         self.send_button.clicked.connect(self.send)
         self.stop_button = QToolButton(icon=icon("stop"), toolTip="Stop generating (Esc)")
@@ -174,19 +150,8 @@ class AgentWindow(QWidget):
         layout.addWidget(self.chat, 1)
         layout.addWidget(self.starters)
         layout.addLayout(composer_row)
-        self._fit_composer()
         self._set_generating(False)
         self.setFocusProxy(self.composer)
-
-    def _fit_composer(self) -> None:
-        metrics = self.composer.fontMetrics()
-        lines = max(1, self.composer.document().lineCount())
-        low, high = COMPOSER_LINES
-        shown = min(max(lines, low), high)
-        margins = self.composer.contentsMargins()
-        frame = 2 * self.composer.frameWidth() + 2 * int(self.composer.document().documentMargin())
-        height = shown * metrics.lineSpacing() + frame + margins.top() + margins.bottom()
-        self.composer.setFixedHeight(height)
 
     # -- the process -----------------------------------------------------------------------------
 
@@ -196,7 +161,7 @@ class AgentWindow(QWidget):
 
     async def _spawn(self) -> None:
         self.model_label.setText("Waiting for the model engine...")
-        self._hide_banner()
+        self.banner.hide()
         try:
             kernel = await self.session.kernel_ready()
             if self._closed:
@@ -208,12 +173,13 @@ class AgentWindow(QWidget):
         except (KernelNotRunning, DriverError, KernelError) as error:
             if not self._closed:
                 self.model_label.setText("Not running")
-                self._show_banner(str(error), retry="spawn")
+                self.banner.show_problem(str(error), retry="spawn")
             return
         if self._closed:  # closed while the model loaded: the process has no window
             kernel.kill(process.pid)
             return
         self.kernel, self.pid = kernel, process.pid
+        self.pages.kernel, self.pages.pid = kernel, process.pid
         self.setWindowTitle(f"{self.manifest.name} \u00b7 {process.pid}")
         self._on_usage(process.pid)
         self.send_button.setEnabled(True)
@@ -233,7 +199,7 @@ class AgentWindow(QWidget):
     def _send_text(self, text: str) -> bool:
         if self.pid is None or self.kernel is None or self.generating:
             return False
-        self._hide_banner()
+        self.banner.hide()
         self.starters.hide()
         mark = self.chat.mark()
         self.chat.add_message("user", text, "You")
@@ -273,18 +239,18 @@ class AgentWindow(QWidget):
         self._bridge.flush()
         if isinstance(error, PromptTooLarge):
             self._take_back(text, mark)
-            self._show_banner(str(error))
+            self.banner.show_problem(str(error))
         elif isinstance(error, ModelCallFailed):
             if error.partial:
                 self.chat.end_answer(error.partial, note="Interrupted: the answer broke off.")
             else:
                 self._take_back(text, mark)
-            self._show_banner(str(error.cause), retry=None if error.partial else "send")
+            self.banner.show_problem(str(error.cause), retry=None if error.partial else "send")
         elif isinstance(error, ProcessGone):
             self.chat.end_answer(note="The process was ended.")
         else:
             self.chat.end_answer(note="No answer.")
-            self._show_banner(str(error))
+            self.banner.show_problem(str(error))
 
     def _take_back(self, text: str, mark: int) -> None:
         """Remove an unsent message from the view and keep its text: back in the composer,
@@ -302,9 +268,7 @@ class AgentWindow(QWidget):
         if self.generating and self._turn is not None:
             self._turn.cancel()
 
-    def _retry(self) -> None:
-        action, self._retry_action = self._retry_action, None
-        self._hide_banner()
+    def _retry(self, action: str) -> None:
         if action == "spawn":
             self.start()
         elif action == "send":
@@ -329,45 +293,21 @@ class AgentWindow(QWidget):
         self.model_label.setText(f"pid {process.pid} \u00b7 {process.model}")
         self.model_label.setToolTip(f"{self.kernel.driver.kind} at {self.kernel.driver.location}")
 
-    def _on_pages(self, pid: int) -> None:
-        if pid != self.pid or self.kernel is None:
-            return
-        pages = tuple(self.kernel.get(pid).paged_in)
-        costs = {page.key: self.kernel.page_cost(pid, page) for page in pages}
-        self.paged_in.set_pages(pages, costs)
-
-    def page_out(self, key: str) -> None:
-        """Take a memory page out of this process's context RAM."""
-        if self.kernel is not None and self.pid is not None:
-            try:
-                self.kernel.page_out(self.pid, key)
-            except KernelError as error:  # the process ended meanwhile
-                self._show_banner(str(error))
-
-    # -- memory dropped on the window ------------------------------------------------------------
-
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        if self.pager is not None and memory_refs(event.mimeData()):
-            event.acceptProposedAction()
-        else:
-            event.ignore()
-
-    def dropEvent(self, event: QDropEvent) -> None:
-        refs = memory_refs(event.mimeData())
-        if self.pager is None or not refs:
-            event.ignore()
-            return
-        event.acceptProposedAction()
-        self.page_in(refs)
+    # -- memory pages ----------------------------------------------------------------------------
 
     def page_in(self, refs: list[MemoryRef]) -> None:
         """Page documents or chunks of memory into this process's context RAM."""
-        if self.pager is None:
-            return
-        if self.kernel is None or self.pid is None:
-            self._show_banner("The process has not started yet; drop the document again soon.")
-            return
-        self._run(self.pager.drop(self.kernel, self.pid, refs), "page-in")
+        self.pages.page_in(refs)
+
+    def page_out(self, key: str) -> None:
+        """Take a memory page out of this process's context RAM."""
+        self.pages.page_out(key)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        self.pages.take_drag(event)
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        self.pages.take_drag(event)
 
     def _on_exited(self, pid: int, reason: str) -> None:
         if pid == self.pid and reason == "killed":
@@ -387,7 +327,7 @@ class AgentWindow(QWidget):
         self._closed = True
         self._bridge.tokens.disconnect(self._on_tokens)
         self._bridge.usageChanged.disconnect(self._on_usage)
-        self._bridge.pagesChanged.disconnect(self._on_pages)
+        self._bridge.pagesChanged.disconnect(self.pages.show_pages)
         self._bridge.exited.disconnect(self._on_exited)
         for task in self._tasks:
             task.cancel()
@@ -432,44 +372,13 @@ class AgentWindow(QWidget):
 
     # -- small parts -----------------------------------------------------------------------------
 
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if watched is self.composer.viewport() and event.type() in _DRAG_EVENTS:
-            # Memory dropped on the input box is paged in, not pasted in as text.
-            assert isinstance(event, QDragEnterEvent | QDragMoveEvent | QDropEvent)
-            if memory_refs(event.mimeData()):
-                if event.type() == QEvent.Type.Drop:
-                    self.dropEvent(event)
-                else:
-                    self.dragEnterEvent(event)
-                return True
-        if watched is self.composer and event.type() == QEvent.Type.KeyPress:
-            assert isinstance(event, QKeyEvent)
-            key = event.key()
-            if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
-                if not event.modifiers() & Qt.KeyboardModifier.ShiftModifier:
-                    self.send()
-                    return True
-            elif key == Qt.Key.Key_Escape and self.generating:
-                self.stop()
-                return True
-        return super().eventFilter(watched, event)
-
     def _set_generating(self, generating: bool) -> None:
         # Until the process runs there is nothing to send to (typed text waits in the box).
         self.send_button.setEnabled(self.pid is not None)
+        self.composer.generating = generating
         self.send_button.setVisible(not generating)
         self.stop_button.setVisible(generating)
         self.generatingChanged.emit(generating)
-
-    def _show_banner(self, text: str, *, retry: str | None = None) -> None:
-        self._retry_action = retry
-        self.banner_icon.setPixmap(icon("warning").pixmap(20, 20))
-        self.banner_text.setText(text)
-        self.retry_button.setVisible(retry is not None)
-        self.banner.show()
-
-    def _hide_banner(self) -> None:
-        self.banner.hide()
 
     def _run(self, coro: Coroutine[Any, Any, None], what: str) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coro, name=f"llmos-window-{what}")

@@ -1,10 +1,10 @@
 """Long-term memory for the desktop: opened on first use, kept live, filled by drops.
 
 One :class:`MemoryService` per desktop owns the :class:`LongTermMemory`. It runs ingests one
-after another (files dropped while one runs wait their turn), an indexer that embeds behind
-them, and a watcher that notices what other processes committed (``llmos ingest`` in a
-terminal on the same data dir). Widgets listen to its signals; nothing here blocks the GUI
-thread: LanceDB is imported and opened in the background.
+after another (files dropped while one runs wait their turn in its :class:`IngestQueue`), an
+indexer that embeds behind them, and a watcher that notices what other processes committed
+(``llmos ingest`` in a terminal on the same data dir). Widgets listen to its signals; nothing
+here blocks the GUI thread: LanceDB is imported and opened in the background.
 """
 
 from __future__ import annotations
@@ -16,15 +16,14 @@ import importlib
 import logging
 import math
 import time
-from collections import deque
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Signal
 
 from llmos.bootstrap import choose_memory_embedder, open_memory
+from llmos.desktop.ingest_queue import IngestQueue
 from llmos.desktop.session import DesktopSession, KernelNotRunning
 from llmos.kernel.events import ProcessExited, ProcessStateChanged
 from llmos.kernel.process import ProcessState
@@ -33,8 +32,6 @@ from llmos.memory.embedder import EmbedderChoice
 
 if TYPE_CHECKING:
     from llmos.memory.indexer import Indexer, IndexProgress
-    from llmos.memory.ingest import IngestJob, IngestOptions, IngestProgress
-    from llmos.memory.journal import JobRecord
     from llmos.memory.long_term import LongTermMemory
     from llmos.memory.records import MemoryStats
 
@@ -53,13 +50,6 @@ holds it, so a message sent meanwhile waits for at most this many."""
 
 class MemoryUnavailable(Exception):
     """Memory could not be opened; ``str()`` says why and what to do."""
-
-
-@dataclass(frozen=True, slots=True)
-class IngestRequest:
-    sources: list[Path]
-    folder: str
-    resumes: JobRecord | None = None
 
 
 class MemoryService(QObject):
@@ -99,12 +89,15 @@ class MemoryService(QObject):
         self.indexing_error = ""
         """Why vectors stopped (the backend's words), if they did."""
         self._opened: asyncio.Future[LongTermMemory] | None = None
-        self._queue: deque[IngestRequest] = deque()
-        self._job: IngestJob | None = None
-        self._request: IngestRequest | None = None
-        self._waiting = False
-        """The running ingest waits for another process's ingest."""
-        self._ingesting: asyncio.Task[None] | None = None
+        self._ingests = IngestQueue(self.run, self)
+        self._ingests.started.connect(self.ingestStarted)
+        self._ingests.waiting.connect(self.ingestWaiting)
+        self._ingests.progress.connect(self.ingestProgress)
+        self._ingests.outcome.connect(self.ingestOutcome)
+        self._ingests.finished.connect(self.ingestFinished)
+        self._ingests.failed.connect(self.ingestFailed)
+        self._ingests.committed.connect(self._on_commit)
+        self._ingests.ended.connect(self.notify_changed)
         self._indexer: Indexer | None = None
         self._indexing: asyncio.Task[None] | None = None
         self._failed_at = -math.inf
@@ -155,16 +148,14 @@ class MemoryService(QObject):
         if self._closing:
             await memory.close()
             return
-        self.memory = memory
+        self.memory = self._ingests.memory = memory
         self._set(phase="ready", message="vectors wait for the model engine to start")
         opened.set_result(memory)
         self._watching = self.run(self._watch(memory), "llmos-memory-watch")
         self.refresh_stats()
         self._follow_engine()
         resumable, _ = await memory.interrupted()
-        for job in resumable:
-            self._queue.append(IngestRequest(job.sources, job.options.folder, job.record))
-        self._next_ingest()
+        self._ingests.resume(resumable)
 
     def _follow_engine(self) -> None:
         """Choose the embedding model again when the kernel's engine came up or changed."""
@@ -224,99 +215,32 @@ class MemoryService(QObject):
         """Add files and folders to memory (after any ingest already running)."""
         if not sources or self._closing:
             return
-        folder = paths.normalize(folder)
-        waiting = next((r for r in self._queue if r.folder == folder and not r.resumes), None)
-        if waiting is not None:  # dropped while another ingest runs: one job for both
-            waiting.sources.extend(sources)
-        else:
-            self._queue.append(IngestRequest(list(sources), folder))
+        self._ingests.add(sources, paths.normalize(folder))
         if self.memory is None:
             self.start()  # the queue runs once memory is open
             self.run(self._report_if_unavailable(), "llmos-memory-wait")
-        else:
-            self._next_ingest()
 
     @property
     def ingesting(self) -> bool:
-        return self._ingesting is not None and not self._ingesting.done()
+        return self._ingests.running
 
     @property
     def queued(self) -> int:
         """Ingests waiting for the running one."""
-        return len(self._queue)
+        return self._ingests.queued
 
     def cancel_ingest(self) -> None:
         """Stop the running ingest (stored documents stay) and drop the waiting ones."""
-        self._queue.clear()
-        if self._job is not None:
-            self._job.cancel()
-        if self._waiting and self._ingesting is not None:
-            # Nothing started yet (it waits for another process's ingest): just stop waiting.
-            self._ingesting.cancel()
+        self._ingests.cancel()
 
     async def _report_if_unavailable(self) -> None:
         try:
             await self.ready()
         except MemoryUnavailable as error:
-            self._queue.clear()
+            self._ingests.clear()
             self.ingestFailed.emit(str(error))
 
-    def _next_ingest(self) -> None:
-        if self.ingesting or not self._queue or self.memory is None or self._closing:
-            return
-        request = self._queue.popleft()
-        self._ingesting = self.run(self._ingest(request), "llmos-memory-ingest")
-
-    async def _ingest(self, request: IngestRequest) -> None:
-        from llmos.memory.ingest import IngestOptions, IngestReport
-
-        memory = self.memory
-        assert memory is not None
-        options: IngestOptions = IngestOptions(folder=request.folder)
-        if request.resumes is not None:
-            options = IngestOptions(folder=request.folder, **request.resumes.options)
-        job = memory.job(
-            request.sources,
-            options,
-            on_progress=self._on_progress,
-            on_outcome=self.ingestOutcome.emit,
-            on_commit=self._on_commit,
-        )
-        self._job, self._request, self._waiting = job, request, False
-        self.ingestStarted.emit(_describe(request))
-        try:
-            report = await memory.run(job, waiting=self._say_waiting, resumes=request.resumes)
-        except asyncio.CancelledError:
-            if self._waiting and not self._closing:  # the user stopped the wait
-                self.ingestFinished.emit(IngestReport([], 0, 0.0, cancelled=True))
-            else:
-                raise
-        except Exception as error:
-            log.exception("ingest failed")
-            self.ingestFailed.emit(f"The files could not be added to memory: {error}")
-        else:
-            self.ingestFinished.emit(report)
-        finally:
-            self._job = self._request = None
-            self._waiting = False
-            if not self._closing:
-                self.notify_changed()
-        self._ingesting = None
-        self._next_ingest()
-
-    def _say_waiting(self) -> None:
-        self._waiting = True
-        self.ingestWaiting.emit(
-            "Waiting for another ingest on this memory (llmos ingest in a terminal?) to finish..."
-        )
-
-    def _on_progress(self, progress: IngestProgress) -> None:
-        if self._waiting and self._request is not None:
-            self._waiting = False  # its turn came
-            self.ingestStarted.emit(_describe(self._request))
-        self.ingestProgress.emit(progress)
-
-    def _on_commit(self, _documents: object) -> None:
+    def _on_commit(self) -> None:
         self.changed.emit()
         self._ensure_indexer()
 
@@ -439,16 +363,13 @@ class MemoryService(QObject):
         """Stop ingesting and embedding. Stored documents stay, and an ingest cut short is
         resumed the next time memory opens."""
         self._closing = True
-        self._queue.clear()
+        ingesting = self._ingests.close()
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
-        if self._job is not None:
-            self._job.interrupt()
         for task in (self._watching, self._choosing):
             if task is not None:
                 task.cancel()
-        ingesting = self._ingesting
         if ingesting is not None and not ingesting.done():
             # Files in flight are dropped at once; waiting for another process's ingest, or
             # for a long discovery, is not worth keeping the desktop open for.
@@ -468,11 +389,3 @@ class MemoryService(QObject):
         for name, value in changes.items():
             setattr(self, name, value)
         self.stateChanged.emit()
-
-
-def _describe(request: IngestRequest) -> str:
-    if request.resumes is not None:
-        return f"Resuming an ingest into {request.folder} that stopped part-way"
-    if len(request.sources) == 1:
-        return f"Adding {request.sources[0].name} to {request.folder}"
-    return f"Adding {len(request.sources)} items to {request.folder}"

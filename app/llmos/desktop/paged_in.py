@@ -4,6 +4,7 @@ A document or chunks dragged from the memory explorer onto an agent window becom
 page in that process's context RAM (:meth:`Kernel.page_in`). When they do not fit, the user is
 told by how much and offered the chunks that best match the conversation instead. The strip
 under the window's header lists the pages the process holds; each can be dropped again.
+:class:`PagedIn` ties these together for one window.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QMessageBox, QToolButton, QWidget
 
-from llmos.desktop.memory_drag import MemoryRef
+from llmos.desktop.memory_drag import MemoryRef, memory_refs
 from llmos.desktop.memory_service import MemoryService, MemoryUnavailable
 from llmos.desktop.ram_bar import human_tokens
 from llmos.desktop.theme import icon
@@ -34,6 +36,7 @@ TOO_LARGE_AT = 2
 without being counted."""
 CHIPS_SHOWN = 4
 """Pages shown as chips; more are summed up in one "+N more" chip."""
+_DRAG_EVENTS = (QEvent.Type.DragEnter, QEvent.Type.DragMove, QEvent.Type.Drop)
 
 
 class PagedInStrip(QWidget):
@@ -190,3 +193,80 @@ class PageIn:
             kernel.page_in(pid, pages)
         except (MemoryUnavailable, MemoryStoreError, KernelError, DriverError) as error:
             self._tell(str(error))
+
+
+class PagedIn(QObject):
+    """The memory pages of an agent window's process: memory dragged onto the window (whose
+    drag events it takes) or onto a text box it watches is paged in, and :attr:`strip` lists
+    the pages, each of which can be paged out again.
+
+    The window sets ``kernel`` and ``pid`` once its process runs. Without a memory service
+    (``pager`` is None) memory is refused.
+
+    Args:
+        tell: shows a problem in the window (its banner).
+        run: runs a coroutine as a task the window owns (cancelled when it closes).
+    """
+
+    def __init__(
+        self,
+        window: QWidget,
+        memory: MemoryService | None,
+        tell: Callable[[str], None],
+        run: Callable[[Coroutine[Any, Any, None], str], object],
+    ) -> None:
+        super().__init__(window)
+        self.kernel: Kernel | None = None
+        self.pid: int | None = None
+        self._tell = tell
+        self._run = run
+        self.pager = PageIn(window, memory, tell, run) if memory is not None else None
+        self.strip = PagedInStrip()
+        self.strip.pageOut.connect(self.page_out)
+
+    def take_drag(self, event: QDragEnterEvent | QDragMoveEvent | QDropEvent) -> None:
+        """Accept a drag of memory (if there is memory), and page it in when it is dropped."""
+        refs = memory_refs(event.mimeData())
+        if self.pager is None or not refs:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        if event.type() == QEvent.Type.Drop:
+            self.page_in(refs)
+
+    def watch(self, viewport: QWidget) -> None:
+        """Take memory dragged onto ``viewport`` (a text box's), which would paste it as text."""
+        viewport.installEventFilter(self)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() in _DRAG_EVENTS:
+            assert isinstance(event, QDragEnterEvent | QDragMoveEvent | QDropEvent)
+            if memory_refs(event.mimeData()):
+                self.take_drag(event)
+                return True
+        return super().eventFilter(watched, event)
+
+    def page_in(self, refs: list[MemoryRef]) -> None:
+        """Page documents or chunks of memory into the process's context RAM."""
+        if self.pager is None:
+            return
+        if self.kernel is None or self.pid is None:
+            self._tell("The process has not started yet; drop the document again soon.")
+            return
+        self._run(self.pager.drop(self.kernel, self.pid, refs), "page-in")
+
+    def page_out(self, key: str) -> None:
+        """Take a memory page out of the process's context RAM."""
+        if self.kernel is not None and self.pid is not None:
+            try:
+                self.kernel.page_out(self.pid, key)
+            except KernelError as error:  # the process ended meanwhile
+                self._tell(str(error))
+
+    def show_pages(self, pid: int) -> None:
+        """Show the pages process ``pid`` holds now (if it is this window's)."""
+        if pid != self.pid or self.kernel is None:
+            return
+        pages = tuple(self.kernel.get(pid).paged_in)
+        costs = {page.key: self.kernel.page_cost(pid, page) for page in pages}
+        self.strip.set_pages(pages, costs)

@@ -1,0 +1,58 @@
+"""The box a message to an agent is typed in, at the foot of its window.
+
+It grows with its text, Enter sends, Shift+Enter starts a new line, and Esc stops the answer
+being generated. Kept apart from the agent window, which holds the conversation and the
+process, so that this holds the typing.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QKeyEvent
+from PySide6.QtWidgets import QPlainTextEdit, QWidget
+
+COMPOSER_LINES = (1, 6)
+"""The input box grows with its text between these many lines."""
+
+
+class Composer(QPlainTextEdit):
+    """The message box of an agent window for the app called ``app_name``.
+
+    Signals:
+        sendRequested(): Enter was pressed (without Shift).
+        stopRequested(): Esc was pressed while ``generating``.
+    """
+
+    sendRequested = Signal()
+    stopRequested = Signal()
+
+    def __init__(self, app_name: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent, objectName="Composer")
+        self.setPlaceholderText(f"Message {app_name}...")
+        self.setToolTip("Enter sends; Shift+Enter starts a new line")
+        self.setTabChangesFocus(True)
+        self.generating = False
+        """An answer is being generated (the window sets it): Esc stops it."""
+        self.textChanged.connect(self._fit)
+        self._fit()
+
+    def _fit(self) -> None:
+        metrics = self.fontMetrics()
+        lines = max(1, self.document().lineCount())
+        low, high = COMPOSER_LINES
+        shown = min(max(lines, low), high)
+        margins = self.contentsMargins()
+        frame = 2 * self.frameWidth() + 2 * int(self.document().documentMargin())
+        height = shown * metrics.lineSpacing() + frame + margins.top() + margins.bottom()
+        self.setFixedHeight(height)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        key = event.key()
+        if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            if not event.modifiers() & Qt.KeyboardModifier.ShiftModifier:
+                self.sendRequested.emit()
+                return
+        elif key == Qt.Key.Key_Escape and self.generating:
+            self.stopRequested.emit()
+            return
+        super().keyPressEvent(event)
