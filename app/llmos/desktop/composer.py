@@ -7,7 +7,9 @@ process, so that this holds the typing.
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+import math
+
+from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QPlainTextEdit, QWidget
 
@@ -37,14 +39,21 @@ class Composer(QPlainTextEdit):
         self._fit()
 
     def _fit(self) -> None:
-        metrics = self.fontMetrics()
+        # The style sheet's border and padding count only once it is applied (polished);
+        # measured before, one line was cut in half.
+        self.ensurePolished()
         lines = max(1, self.document().lineCount())
         low, high = COMPOSER_LINES
         shown = min(max(lines, low), high)
-        margins = self.contentsMargins()
-        frame = 2 * self.frameWidth() + 2 * int(self.document().documentMargin())
-        height = shown * metrics.lineSpacing() + frame + margins.top() + margins.bottom()
-        self.setFixedHeight(height)
+        margins = self.contentsMargins()  # the frame: border and padding
+        text = shown * self.fontMetrics().lineSpacing() + 2 * self.document().documentMargin()
+        # +1: QPlainTextEdit wants a pixel more than its lines, or it offers to scroll.
+        self.setFixedHeight(math.ceil(text) + margins.top() + margins.bottom() + 1)
+
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        if event.type() in (QEvent.Type.StyleChange, QEvent.Type.FontChange):
+            self._fit()  # a theme switch, a new font
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         key = event.key()

@@ -190,7 +190,7 @@ class DetailsPane(QWidget):
         self.chunks = ChunkList(self.chunk_model, self)
         self.text = QTextBrowser(self, openLinks=False)
         self.text.setPlaceholderText("Select a chunk to read it.")
-        split = QSplitter(Qt.Orientation.Vertical, self, childrenCollapsible=False)
+        self.split = split = QSplitter(Qt.Orientation.Vertical, self, childrenCollapsible=False)
         split.addWidget(self.chunks)
         split.addWidget(self.text)
         split.setSizes([110, 240])
@@ -201,6 +201,7 @@ class DetailsPane(QWidget):
         layout.addWidget(self.meta)
         layout.addWidget(self.map)
         layout.addWidget(split, 1)
+        layout.addStretch(0)
         self.map.chunkClicked.connect(self.show_chunk)
         self.chunks.selectionModel().currentChanged.connect(
             lambda current, _previous: self._show_text(current.row())
@@ -215,6 +216,8 @@ class DetailsPane(QWidget):
         self.chunk_model.set_chunks([])
         self.map.set_chunks([])
         self.text.clear()
+        self.map.hide()  # nothing to show: just the hint
+        self.split.hide()
 
     def update_document(self, document: Document, state: str) -> None:
         """The same content with new metadata (a rename, vectors made): the chunk stays."""
@@ -234,6 +237,8 @@ class DetailsPane(QWidget):
         self.document = document
         self._terms = terms or []
         self._describe(document, state)
+        self.map.show()
+        self.split.show()
         self.chunk_model.set_chunks(chunks)
         self.map.set_chunks([chunk.tokens for chunk in chunks])
         self.map.set_marked(set())

@@ -227,7 +227,10 @@ class MemoryExplorer(QWidget):
         ]
         self.listing.folder = self.folder
         self.listing_model.set_entries(entries)
-        self.location.setText(f"<b>{self.folder}</b> · {len(documents):,} documents")
+        counts = [f"{len(documents):,} document{'' if len(documents) == 1 else 's'}"]
+        if children:
+            counts.insert(0, f"{len(children):,} folder{'' if len(children) == 1 else 's'}")
+        self.location.setText(f"<b>{self.folder}</b> · {' · '.join(counts)}")
         shown = self.details.document
         if shown is not None and self._pending_open is None:
             still = next((d for d in documents if d.id == shown.id), None)

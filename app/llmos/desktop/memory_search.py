@@ -78,6 +78,7 @@ class SearchPage(QWidget):
 
     def run(self) -> None:
         """Search for what the box holds now (a search still running is cancelled)."""
+        self._timer.stop()  # Enter before the pause: this is that search
         query = self.box.text().strip()
         if not query or self.service.memory is None:
             return
@@ -112,6 +113,7 @@ class SearchPage(QWidget):
             self.results.setCurrentRow(0)
 
     def _open_hit(self, item: QListWidgetItem) -> None:
+        self._timer.stop()  # a search still due would take the page back from the document
         hit: SearchHit = item.data(HIT_ROLE)
         self.hitOpened.emit(hit.document.path, hit.chunk.ordinal, query_terms(self.box.text()))
 

@@ -14,6 +14,10 @@ from PySide6.QtGui import (
     QDragEnterEvent,
     QDragMoveEvent,
     QDropEvent,
+    QPainter,
+    QPaintEvent,
+    QPalette,
+    QResizeEvent,
     QStandardItem,
     QStandardItemModel,
 )
@@ -32,6 +36,8 @@ from llmos.desktop.memory_models import (
     NAME,
     PATH_ROLE,
     SORT_ROLE,
+    STATE,
+    UPDATED,
     Entry,
     FoldersFirst,
     ListingModel,
@@ -41,6 +47,11 @@ from llmos.desktop.memory_service import MemoryService
 from llmos.desktop.ram_bar import human_bytes, human_tokens
 from llmos.desktop.theme import current_theme, icon
 from llmos.memory import paths
+
+EMPTY_HINT = "Drop files or folders here to add them to memory (or Ctrl+O)."
+NARROW_WITHOUT_DATE = 440
+NARROW_WITHOUT_STATE = 360
+"""Listing widths (pixels) below which the date, then the state column, are hidden."""
 
 
 class FolderTree(QTreeView):
@@ -178,6 +189,26 @@ class Listing(QTableView):
         for column, sample in COLUMN_SAMPLES.items():
             header.resizeSection(column, metrics.horizontalAdvance(sample) + 24)
         self.verticalHeader().setDefaultSectionSize(metrics.height() + 8)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        # In a narrow dock the name comes first: the date, then the state, make way for it.
+        width = self.viewport().width()
+        self.setColumnHidden(UPDATED, width < NARROW_WITHOUT_DATE)
+        self.setColumnHidden(STATE, width < NARROW_WITHOUT_STATE)
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        super().paintEvent(event)
+        if self.listing.rowCount():
+            return
+        painter = QPainter(self.viewport())
+        color = self.palette().color(QPalette.ColorRole.PlaceholderText)
+        painter.setPen(color)
+        painter.drawText(
+            self.viewport().rect().adjusted(12, 12, -12, -12),
+            Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
+            EMPTY_HINT,
+        )
 
     def entry_at(self, index: QModelIndex) -> Entry:
         return self.listing.entry(self.proxy.mapToSource(index).row())
