@@ -84,6 +84,11 @@ def summary(report: IngestReport, files_total: int) -> str:
     return sentence[0].upper() + sentence[1:] + "."
 
 
+def count(number: int, noun: str) -> str:
+    """``count(1, "chunk")`` -> "1 chunk"; ``count(1200, "chunk")`` -> "1,200 chunks"."""
+    return f"{number:,} {noun}{plural(number)}"
+
+
 def plural(count: int) -> str:
     return "" if count == 1 else "s"
 

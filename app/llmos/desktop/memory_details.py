@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from llmos.desktop.ingest_outcomes import count
 from llmos.desktop.memory_drag import MemoryRef, memory_mime
 from llmos.desktop.memory_models import (
     ChunkListModel,
@@ -258,7 +259,7 @@ class DetailsPane(QWidget):
         facts = [
             name,
             human_bytes(document.size),
-            f"{document.chunks:,} chunks",
+            count(document.chunks, "chunk"),
             f"about {document.tokens:,} tokens",
             state,
             f"updated {when(document.updated)}",

@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from llmos.desktop.ingest_outcomes import count
 from llmos.desktop.ingest_panel import IngestPanel
 from llmos.desktop.memory_details import DetailsPane
 from llmos.desktop.memory_edits import MemoryEdits
@@ -227,9 +228,9 @@ class MemoryExplorer(QWidget):
         ]
         self.listing.folder = self.folder
         self.listing_model.set_entries(entries)
-        counts = [f"{len(documents):,} document{'' if len(documents) == 1 else 's'}"]
+        counts = [count(len(documents), "document")]
         if children:
-            counts.insert(0, f"{len(children):,} folder{'' if len(children) == 1 else 's'}")
+            counts.insert(0, count(len(children), "folder"))
         self.location.setText(f"<b>{self.folder}</b> · {' · '.join(counts)}")
         shown = self.details.document
         if shown is not None and self._pending_open is None:

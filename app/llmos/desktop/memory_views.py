@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from llmos.desktop.ingest_outcomes import count
 from llmos.desktop.memory_drag import MemoryRef, dropped_files, memory_mime, memory_refs
 from llmos.desktop.memory_models import (
     COLUMN_SAMPLES,
@@ -300,7 +301,7 @@ class UsageSummary(QLabel):
             return
         vectors = (
             f"vectors by {stats.embedder}"
-            + (f" ({stats.indexing:,} documents waiting)" if stats.indexing else "")
+            + (f" ({count(stats.indexing, 'document')} waiting)" if stats.indexing else "")
             if stats.embedder
             else f"full text only ({service.message})"
         )
@@ -308,7 +309,7 @@ class UsageSummary(QLabel):
             vectors = (f"<span style='color:{theme.bad.name()}'>vectors stopped: "
                        f"{service.indexing_error}</span>")  # fmt: skip
         self.setText(
-            f"{stats.documents:,} documents · {stats.chunks:,} chunks · "
+            f"{count(stats.documents, 'document')} · {count(stats.chunks, 'chunk')} · "
             f"{human_tokens(stats.tokens)} tokens · {human_bytes(stats.disk_bytes)} on disk"
             f"<br>{vectors} · text index {stats.text_index}"
         )

@@ -30,7 +30,8 @@ async def page_of(memory: LongTermMemory, path: str, chunk_ids: Sequence[str] = 
     document = await memory.store.document(path)
     chunks = await memory.store.chunks(document)
     if not chunk_ids:
-        return _page(document, chunks, document.path, f"whole document, {len(chunks)} chunks")
+        noun = "chunk" if len(chunks) == 1 else "chunks"
+        return _page(document, chunks, document.path, f"whole document, {len(chunks)} {noun}")
     wanted = set(chunk_ids)
     chosen = [chunk for chunk in chunks if chunk.id in wanted]
     if not chosen:
