@@ -21,6 +21,7 @@ from typing import Any
 
 import lancedb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from llmos.memory import paths
 from llmos.memory.errors import MemoryStoreError, NotFound
@@ -124,9 +125,12 @@ class MemoryStore:
         explicit = await self._folders.query().where(paths.within_filter("path", folder)).to_list()
         found = {row["path"] for row in explicit}
         query = self._documents.query().where(paths.within_filter("folder", folder))
-        for row in await query.select(["folder"]).to_list():
-            found.add(row["folder"])
-            found.update(paths.ancestors(row["folder"] + "/x"))
+        # Distinct folders in Arrow: a Python loop over every document's row took the event
+        # loop ~0.1 s per 100k documents, and the explorer asks on every reload.
+        column = (await query.select(["folder"]).to_arrow()).column("folder")
+        for holder in pc.unique(column).to_pylist():
+            found.add(holder)
+            found.update(paths.ancestors(holder + "/x"))
         return sorted(f for f in found if f != folder and paths.is_within(f, folder))
 
     async def is_folder(self, path: str) -> bool:
