@@ -199,7 +199,27 @@ async def test_page_ins_count_chunks(kernel):
     kernel.page_in(process.pid, [REPORT, words("/Documents/long.txt", 5)])
     assert process.counters.page_ins == 3  # two chunks, and a page without chunk ids
     kernel.page_in(process.pid, [REPORT])
-    assert process.counters.page_ins == 5
+    assert process.counters.page_ins == 3  # the same chunks again: nothing was brought in
+
+
+async def test_chunks_are_never_held_twice(kernel):
+    process = await kernel.spawn("chat")
+    one = Page("/Documents/report.pdf#7", "/Documents/report.pdf", "chunk 7 of 12", "seven",
+               ("report-7",))  # fmt: skip
+    kernel.page_in(process.pid, [one])
+    # The whole of it (here: the chunks it holds) supersedes the single chunk...
+    kernel.page_in(process.pid, [REPORT])
+    assert [page.key for page in process.paged_in] == [REPORT.key]
+    assert process.usage.segments[Segment.PAGED_IN] == cost(kernel, process, REPORT)
+    assert process.counters.page_ins == 2  # report-7, then report-3
+    # ...and a chunk it already holds adds nothing.
+    kernel.page_in(process.pid, [one])
+    assert [page.key for page in process.paged_in] == [REPORT.key]
+    assert process.counters.page_ins == 2
+    # Another document's chunk with the same id is another chunk.
+    other = Page("/Documents/other.pdf#7", "/Documents/other.pdf", "chunk 7", "x", ("report-7",))
+    kernel.page_in(process.pid, [other])
+    assert [page.key for page in process.paged_in] == [REPORT.key, other.key]
 
 
 async def test_an_ended_process_takes_no_pages(kernel):

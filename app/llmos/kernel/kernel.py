@@ -344,8 +344,11 @@ class Kernel:
         """Put memory pages into a process's context RAM and return its new usage.
 
         A page whose key the process already holds replaces that page in place; others are
-        added after the pages held. Allowed while a turn is in flight: the pages go into
-        the next request (a preempted or suspended turn picks them up when it resumes).
+        added after the pages held. Chunks are never held twice: a page whose chunks another
+        page already holds is skipped, and a held page whose chunks a new page holds (one
+        chunk of a document, then the whole document) is taken out. Allowed while a turn is
+        in flight: the pages go into the next request (a preempted or suspended turn picks
+        them up when it resumes).
 
         Raises:
             ProcessGone: the process has exited.
@@ -355,16 +358,28 @@ class Kernel:
         process = self.get(pid)
         if not process.alive:
             raise ProcessGone(pid, process.exit_reason)
-        incoming = {page.key: page for page in pages}
+        held = process.paged_in
+        incoming = {
+            page.key: page
+            for page in pages
+            if not any(_covers(other, page) for other in held if other.key != page.key)
+        }
+        if not incoming:
+            return self._fit_next(process).usage  # all of it is held already
+        superseded = {
+            page.key
+            for page in held
+            if page.key not in incoming and any(_covers(new, page) for new in incoming.values())
+        }
         sources = [page.source for page in incoming.values()]
         tokens = sum(self.page_cost(pid, page) for page in incoming.values())
-        room = self.page_room(pid, replacing=incoming.keys())
+        room = self.page_room(pid, replacing=[*incoming.keys(), *superseded])
         if tokens > room:
             raise PageTooLarge(sources, tokens=tokens, room=room, budget=process.budget)
-        held = process.paged_in
+        held_chunks = {chunk for page in held for chunk in page.chunk_ids}
         held_keys = {page.key for page in held}
         process.paged_in = [
-            *(incoming.get(page.key, page) for page in held),
+            *(incoming.get(page.key, page) for page in held if page.key not in superseded),
             *(page for key, page in incoming.items() if key not in held_keys),
         ]
         try:
@@ -379,7 +394,10 @@ class Kernel:
                 room=max(0, tokens - refused.over_by),
                 budget=process.budget,
             ) from None
-        process.counters.page_ins += sum(page.chunks for page in incoming.values())
+        process.counters.page_ins += sum(
+            len(set(page.chunk_ids) - held_chunks) if page.chunk_ids else 1
+            for page in incoming.values()
+        )
         self.bus.publish(PagesChanged(pid, tuple(process.paged_in)))
         self._publish_usage(process, fitted.usage)
         return fitted.usage
@@ -735,3 +753,12 @@ class Kernel:
 
 def _for_backend(message: Message) -> Message:
     return {key: message[key] for key in _SENT_KEYS if key in message}
+
+
+def _covers(page: Page, other: Page) -> bool:
+    """True when ``page`` holds every chunk ``other`` holds (of the same document)."""
+    return (
+        page.source == other.source
+        and bool(other.chunk_ids)
+        and set(other.chunk_ids) <= set(page.chunk_ids)
+    )
