@@ -315,9 +315,12 @@ def test_closing_mid_ingest_keeps_what_was_stored_and_the_next_start_resumes(
     arun(desktop.shutdown(), timeout=30)
     assert desktop.closed.done()
 
-    desktop, explorer = open_explorer(qtbot, open_desktop)  # the same data dir
+    # The same data dir; the explorer stays closed, and the ingest is finished anyway.
+    desktop = open_desktop(FakeDriver())
+    explorer = desktop.explorer
     qtbot.waitUntil(lambda: explorer.panel.busy, timeout=WAIT)
     assert "Resuming" in explorer.panel.title.text()
+    assert not desktop.memory_dock.isVisible()
     qtbot.waitUntil(lambda: not explorer.panel.busy, timeout=120_000)
     documents = arun(desktop.memory.memory.store.documents("/Documents/many"))
     assert len(documents) == 400

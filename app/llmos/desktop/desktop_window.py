@@ -195,6 +195,7 @@ class DesktopWindow(QMainWindow):
     def start(self) -> None:
         """Start the kernel (call once the event loop runs)."""
         self.session.start()
+        self.memory.resume_interrupted()
 
     @property
     def apps(self) -> AppRegistry:

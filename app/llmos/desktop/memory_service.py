@@ -29,6 +29,7 @@ from llmos.kernel.events import ProcessExited, ProcessStateChanged
 from llmos.kernel.process import ProcessState
 from llmos.memory import paths
 from llmos.memory.embedder import EmbedderChoice
+from llmos.memory.journal import IngestJournal
 
 if TYPE_CHECKING:
     from llmos.memory.indexer import Indexer, IndexProgress
@@ -120,6 +121,13 @@ class MemoryService(QObject):
         if self._opened is None or (self.phase == "failed" and not self._closing):
             self._opened = asyncio.get_running_loop().create_future()
             self.run(self._open(self._opened), "llmos-memory-open")
+
+    def resume_interrupted(self) -> None:
+        """Open memory now if a closed (or killed) desktop left an ingest unfinished, so that
+        it is finished without waiting for the explorer to be opened."""
+        jobs = IngestJournal(self._session.settings.data_dir / "memory").jobs
+        if any(jobs.glob("*.json")):
+            self.start()
 
     async def ready(self) -> LongTermMemory:
         """Memory, once open.
