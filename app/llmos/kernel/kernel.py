@@ -325,16 +325,7 @@ class Kernel:
         conversation: the largest of ``CONVERSATION_FLOOR_TOKENS`` (256), an eighth of the
         prompt limit, and the newest turn. See :func:`llmos.kernel.pages.page_room`.
         """
-        process = self.get(pid)
-        return page_room(
-            budget=process.budget,
-            reserve=process.reserve,
-            counter=self._counter(process.model),
-            system=process.system_messages,
-            pinned=process.pinned,
-            paged_in=[page.message for page in process.paged_in if page.key not in replacing],
-            history=process.history,
-        )
+        return page_room(**self._layout(self.get(pid), leaving=replacing))
 
     def page_cost(self, pid: int, page: Page) -> int:
         """Tokens ``page`` takes in a process's context RAM, as :meth:`page_in` charges it."""
@@ -485,15 +476,9 @@ class Kernel:
                     charged = math.ceil(counter.message(prefill) * (1 + counter.margin))
                     reserve = max(16, process.reserve - charged)
                 try:
-                    fitted = fit_request(
-                        budget=process.budget,
-                        reserve=reserve,
-                        counter=counter,
-                        system=process.system_messages,
-                        pinned=process.pinned,
-                        paged_in=[page.message for page in process.paged_in],
-                        history=history,
-                    )
+                    layout = self._layout(process)
+                    layout.update(reserve=reserve, counter=counter, history=history)
+                    fitted = fit_request(**layout)
                 except PromptTooLarge:
                     if fitted is None or not partial:
                         raise
@@ -705,15 +690,20 @@ class Kernel:
         Raises:
             PromptTooLarge: it cannot fit the context RAM at all.
         """
-        return fit_request(
-            budget=process.budget,
-            reserve=process.reserve,
-            counter=self._counter(process.model),
-            system=process.system_messages,
-            pinned=process.pinned,
-            paged_in=[page.message for page in process.paged_in],
-            history=process.history,
-        )
+        return fit_request(**self._layout(process))
+
+    def _layout(self, process: Process, leaving: Collection[str] = ()) -> dict[str, Any]:
+        """What a request of ``process`` is made of (the pages whose keys are in ``leaving``
+        left out), as :func:`fit_request` and :func:`page_room` take it."""
+        return {
+            "budget": process.budget,
+            "reserve": process.reserve,
+            "counter": self._counter(process.model),
+            "system": process.system_messages,
+            "pinned": process.pinned,
+            "paged_in": [page.message for page in process.paged_in if page.key not in leaving],
+            "history": process.history,
+        }
 
     def _publish_usage(self, process: Process, usage: ContextUsage) -> None:
         process.usage = usage
