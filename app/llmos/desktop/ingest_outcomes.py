@@ -11,10 +11,11 @@ import math
 from pathlib import PurePath
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QColor, QIcon, QPainter
 from PySide6.QtWidgets import QWidget
 
+from llmos.desktop.row_table import ROOT, ColumnsModel
 from llmos.desktop.theme import current_theme, icon
 from llmos.memory.ingest import FileOutcome, IngestReport
 
@@ -29,7 +30,6 @@ HEADER_TIPS = {
     CHUNKS: "Pieces of text stored for search",
     REASON: "Why a file could not be read",
 }
-_ROOT = QModelIndex()
 _tints: dict[tuple[str, int], QIcon] = {}
 
 
@@ -109,12 +109,15 @@ def _tinted(name: str, colour: QColor) -> QIcon:
     return _tints[key]
 
 
-class OutcomeModel(QAbstractTableModel):
+class OutcomeModel(ColumnsModel):
     """One row per finished file, appended in batches.
 
     Signals:
         None (beyond QAbstractTableModel's).
     """
+
+    columns = COLUMNS
+    header_tips = HEADER_TIPS
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -123,7 +126,7 @@ class OutcomeModel(QAbstractTableModel):
     def append(self, outcomes: list[FileOutcome]) -> None:
         if outcomes:
             first = len(self.outcomes)
-            self.beginInsertRows(_ROOT, first, first + len(outcomes) - 1)
+            self.beginInsertRows(ROOT, first, first + len(outcomes) - 1)
             self.outcomes.extend(outcomes)
             self.endInsertRows()
 
@@ -132,20 +135,8 @@ class OutcomeModel(QAbstractTableModel):
         self.outcomes = []
         self.endResetModel()
 
-    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = _ROOT) -> int:
-        return 0 if parent.isValid() else len(self.outcomes)
-
-    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = _ROOT) -> int:
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if orientation != Qt.Orientation.Horizontal:
-            return None
-        if role == Qt.ItemDataRole.DisplayRole:
-            return COLUMNS[section]
-        return HEADER_TIPS.get(section) if role == Qt.ItemDataRole.ToolTipRole else None
+    def row_count(self) -> int:
+        return len(self.outcomes)
 
     def data(
         self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole

@@ -19,7 +19,6 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QAction, QFont, QKeySequence, QPainter, QPaintEvent
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QCheckBox,
     QHBoxLayout,
     QHeaderView,
@@ -48,6 +47,7 @@ from llmos.desktop.ingest_outcomes import (
     time_left,
 )
 from llmos.desktop.ram_bar import human_bytes
+from llmos.desktop.row_table import show_rows
 from llmos.desktop.theme import icon
 from llmos.memory.ingest import FileOutcome, IngestProgress, IngestReport
 
@@ -170,14 +170,8 @@ class IngestPanel(QWidget):
         self.hide()
 
     def _setup_table(self) -> None:
-        table, views = self.table, QAbstractItemView
-        table.setModel(self.proxy)
-        table.setSelectionBehavior(views.SelectionBehavior.SelectRows)
-        table.setSelectionMode(views.SelectionMode.SingleSelection)
-        table.setEditTriggers(views.EditTrigger.NoEditTriggers)
-        table.setAlternatingRowColors(True)
-        table.setShowGrid(False)
-        table.setWordWrap(False)
+        table = self.table
+        show_rows(table, self.proxy)
         table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         table.setItemDelegateForColumn(REASON, _ElideRight(table))
         table.setAccessibleName("Files")

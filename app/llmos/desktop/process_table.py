@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtWidgets import QWidget
 
 from llmos.desktop.ram_bar import RAM_TEXT_SAMPLE, USAGE_ROLE, ram_tooltip
+from llmos.desktop.row_table import ROOT, ColumnsModel
 from llmos.desktop.session import DesktopSession
 from llmos.desktop.theme import current_theme
 from llmos.kernel.errors import NoSuchProcess
@@ -41,7 +42,6 @@ COLUMN_SAMPLES = {PID: "88888", APP: "Librarian", STATE: "Suspended", MODEL: "qw
                   WALL: "88:88:88"}  # fmt: skip
 """Typical widest contents, for the initial column widths."""
 PRIORITY_RANGE = (-10, 10)
-_ROOT = QModelIndex()
 
 
 def wall_time(seconds: float) -> str:
@@ -49,12 +49,15 @@ def wall_time(seconds: float) -> str:
     return f"{whole // 3600}:{whole // 60 % 60:02}:{whole % 60:02}"
 
 
-class ProcessTableModel(QAbstractTableModel):
+class ProcessTableModel(ColumnsModel):
     """One row per live process of the session's kernel, read live from the kernel.
 
     Signals:
         None (beyond QAbstractTableModel's).
     """
+
+    columns = COLUMNS
+    header_tips = HEADER_TIPS
 
     def __init__(
         self, session: DesktopSession, rate: Callable[[int], float], parent: QWidget | None = None
@@ -77,14 +80,14 @@ class ProcessTableModel(QAbstractTableModel):
 
     def add(self, pid: int) -> None:
         if pid not in self.pids:
-            self.beginInsertRows(_ROOT, len(self.pids), len(self.pids))
+            self.beginInsertRows(ROOT, len(self.pids), len(self.pids))
             self.pids.append(pid)
             self.endInsertRows()
 
     def remove(self, pid: int) -> None:
         if pid in self.pids:
             row = self.pids.index(pid)
-            self.beginRemoveRows(_ROOT, row, row)
+            self.beginRemoveRows(ROOT, row, row)
             del self.pids[row]
             self.endRemoveRows()
 
@@ -109,20 +112,8 @@ class ProcessTableModel(QAbstractTableModel):
 
     # -- QAbstractTableModel -------------------------------------------------------------------
 
-    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = _ROOT) -> int:
-        return 0 if parent.isValid() else len(self.pids)
-
-    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = _ROOT) -> int:
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if orientation != Qt.Orientation.Horizontal:
-            return None
-        if role == Qt.ItemDataRole.DisplayRole:
-            return COLUMNS[section]
-        return HEADER_TIPS.get(section) if role == Qt.ItemDataRole.ToolTipRole else None
+    def row_count(self) -> int:
+        return len(self.pids)
 
     def data(
         self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole

@@ -16,7 +16,6 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QAction, QKeySequence, QResizeEvent
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QBoxLayout,
     QLabel,
     QMenu,
@@ -38,6 +37,7 @@ from llmos.desktop.process_table import (
     ProcessTableModel,
 )
 from llmos.desktop.ram_bar import RamDelegate, human_bytes, human_tokens
+from llmos.desktop.row_table import show_rows
 from llmos.desktop.session import DesktopSession
 from llmos.desktop.theme import icon
 from llmos.kernel.context import BYTES_PER_TOKEN_SHOWN
@@ -128,15 +128,9 @@ class TaskManager(QWidget):
         self.graph.setVisible(not self._wide or self.width() >= GRAPH_BESIDE_MIN_WIDTH)
 
     def _setup_table(self) -> None:
-        table, views = self.table, QAbstractItemView
-        table.setModel(self.proxy)
+        table = self.table
+        show_rows(table, self.proxy)
         table.setItemDelegateForColumn(RAM, RamDelegate(table))
-        table.setSelectionBehavior(views.SelectionBehavior.SelectRows)
-        table.setSelectionMode(views.SelectionMode.SingleSelection)
-        table.setEditTriggers(views.EditTrigger.NoEditTriggers)
-        table.setAlternatingRowColors(True)
-        table.setShowGrid(False)
-        table.setWordWrap(False)
         table.setAccessibleName("Processes")
         table.verticalHeader().hide()
         table.verticalHeader().setDefaultSectionSize(table.fontMetrics().height() + 10)
