@@ -42,6 +42,8 @@ WATCH_SECONDS = 2.0
 """How often memory looks for what other processes committed."""
 INDEX_RETRY_SECONDS = 30.0
 """After embedding failed (the backend went away), how long before it is tried again."""
+STATS_SECONDS = 2.0
+"""The least time between two counts of memory for the summary line."""
 CLOSE_WAIT_SECONDS = 5.0
 """How long closing waits for an interrupted ingest to stop before cancelling it."""
 SHARED_ENGINE_BATCH = 8
@@ -342,16 +344,19 @@ class MemoryService(QObject):
         self._stats_task = self.run(self._count(self.memory), "llmos-memory-stats")
 
     async def _count(self, memory: LongTermMemory) -> None:
-        try:
-            stats = await memory.stats()
-        except Exception:
-            log.exception("memory could not be counted")
-        else:
-            self._set(stats=stats)
-        if self._stats_again:
+        while True:
+            try:
+                stats = await memory.stats()
+            except Exception:
+                log.exception("memory could not be counted")
+            else:
+                self._set(stats=stats)
+            if not self._stats_again:
+                return
+            # Asked again meanwhile (every commit and embedding batch asks): count once more,
+            # but not sooner than STATS_SECONDS, since counting walks the data dir's files.
+            await asyncio.sleep(STATS_SECONDS)
             self._stats_again = False
-            self._stats_task = None
-            self.refresh_stats()
 
     def notify_changed(self) -> None:
         """Memory changed (here, or in another process): tell the views, count again."""
@@ -375,7 +380,7 @@ class MemoryService(QObject):
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
-        for task in (self._watching, self._choosing):
+        for task in (self._watching, self._choosing, self._stats_task):
             if task is not None:
                 task.cancel()
         if ingesting is not None and not ingesting.done():
