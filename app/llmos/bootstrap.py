@@ -35,6 +35,7 @@ from llmos.kernel.scheduler import Scheduler
 from llmos.memory.embedder import OFF, Embedder, EmbedderChoice, choose_embedder
 
 if TYPE_CHECKING:  # LanceDB takes 1.5 s to import: only memory commands pay for it
+    from llmos.memory.backing import MemoryBacking
     from llmos.memory.long_term import LongTermMemory
 
 PROBE_TIMEOUT = 2.0
@@ -156,6 +157,48 @@ async def open_kernel(
     kernel = build_kernel(settings, driver=choice.driver, bus=bus)
     kernel.default_model = choice.model
     return kernel, choice
+
+
+class MemoryLink:
+    """Long-term memory for a kernel's pager (headless runs), opened when first needed.
+
+    Memory that does not exist yet is created only to store evicted turns; a search for
+    pages to bring in does not create it. Queries are embedded by the kernel's own backend
+    when it has an embedding model (the embedded engine's model embeds too); otherwise recall
+    runs on full text. Close it after the kernel has shut down.
+    """
+
+    def __init__(self, settings: Settings, kernel: Kernel) -> None:
+        self.settings = settings
+        self.kernel = kernel
+        self.memory: LongTermMemory | None = None
+        self._backing: MemoryBacking | None = None
+        self._lock = asyncio.Lock()
+
+    async def __call__(self, create: bool) -> MemoryBacking | None:
+        if self._backing is not None:
+            return self._backing
+        if not create and not (self.settings.data_dir / "memory" / "lancedb").exists():
+            return None
+        async with self._lock:
+            if self._backing is None:
+                from llmos.memory.backing import MemoryBacking
+                from llmos.memory.long_term import LongTermMemory
+
+                driver = self.kernel.driver
+                if isinstance(driver, EmbeddedDriver):
+                    choice = await choose_memory_embedder(self.settings, driver)
+                else:  # no second engine just to embed queries: full text will do
+                    choice = await choose_embedder(driver, self.settings.embed_model)
+                data_dir = self.settings.ensure_data_dir()
+                self.memory = await LongTermMemory.open(data_dir, choice)
+                self._backing = MemoryBacking(self.memory)
+        return self._backing
+
+    async def close(self) -> None:
+        if self.memory is not None:
+            await self.memory.close()
+            self.memory = self._backing = None
 
 
 async def choose_memory_embedder(

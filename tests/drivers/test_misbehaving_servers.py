@@ -125,11 +125,12 @@ async def test_garbage_mid_stream_keeps_the_partial_answer():
             with pytest.raises(ModelCallFailed, match="stopped mid-answer") as failed:
                 await kernel.send(process.pid, "hi")
             assert failed.value.partial == "Hello"
-            assert process.history[-1] == {
-                "role": "assistant",
-                "content": "Hello",
-                "interrupted": True,
-            }
+            last = process.history[-1]
+            assert (last["role"], last["content"], last["interrupted"]) == (
+                "assistant",
+                "Hello",
+                True,
+            )
             assert process.state is ProcessState.READY
             assert process.counters.faults == 1
         finally:

@@ -68,7 +68,10 @@ async def test_a_turn_streams_tokens_and_reports_both_counts(kernel, driver):
     assert result.prompt_tokens_accounted == result.usage.prompt
     assert driver.requests[-1].options["num_ctx"] == process.budget
     assert driver.requests[-1].options["num_predict"] == process.reserve
-    assert process.history[-1] == {"role": "assistant", "content": result.answer}
+    assert (process.history[-1]["role"], process.history[-1]["content"]) == (
+        "assistant",
+        result.answer,
+    )
     assert process.state is ProcessState.READY
     assert process.counters.model_calls == 1
     assert process.counters.generated_tokens == result.completion_tokens > 0

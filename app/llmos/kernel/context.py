@@ -1,10 +1,10 @@
 """Context RAM: a process's ``num_ctx`` tokens, accounted per segment, and fitting a request
 into it.
 
-A request is laid out as: system prompt, pinned (core) memory, paged-in memory, the
-conversation history, and the tool schemas; ``reserve`` tokens stay free for the answer
-(Ollama's ``num_predict``). The kernel never sends a request whose counted prompt plus the
-reserve, widened by the counter's error margin, exceeds the budget.
+A request is laid out as: system prompt, pinned (core) memory, the summary of evicted turns,
+paged-in memory, the conversation history, and the tool schemas; ``reserve`` tokens stay free
+for the answer (Ollama's ``num_predict``). The kernel never sends a request whose counted
+prompt plus the reserve, widened by the counter's error margin, exceeds the budget.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ BYTES_PER_TOKEN_SHOWN = 5
 class Segment(StrEnum):
     SYSTEM = "system"
     PINNED = "pinned"
+    SUMMARY = "summary"
     TOOLS = "tools"
     HISTORY = "history"
     PAGED_IN = "paged_in"
@@ -123,13 +124,16 @@ def fit_request(
     counter: TokenCounter,
     system: Sequence[Message] = (),
     pinned: Sequence[Message] = (),
+    summary: Sequence[Message] = (),
     paged_in: Sequence[Message] = (),
     history: Sequence[Message] = (),
     tools: Sequence[Tool] | None = None,
 ) -> FittedRequest:
     """Lay out a request that fits ``budget`` tokens, leaving out the oldest turns if needed.
 
-    The system prompt, pinned memory and the newest turn are never left out.
+    The system prompt, pinned memory, the summary, the pages and the newest turn are never
+    left out. (The kernel's pager evicts old turns to long-term memory before a request is
+    laid out, so with memory attached nothing is left out here.)
 
     Raises:
         PromptTooLarge: when even the newest turn alone does not fit.
@@ -137,6 +141,7 @@ def fit_request(
     segments = {
         Segment.SYSTEM: sum(counter.message(m) for m in system) + counter.generation_prompt(),
         Segment.PINNED: sum(counter.message(m) for m in pinned),
+        Segment.SUMMARY: sum(counter.message(m) for m in summary),
         Segment.TOOLS: counter.tools(tools),
         Segment.PAGED_IN: sum(counter.message(m) for m in paged_in),
     }
@@ -170,6 +175,7 @@ def fit_request(
         messages = [
             *system,
             *pinned,
+            *summary,
             *paged_in,
             *(m for turn, _ in reversed(kept) for m in turn),
         ]

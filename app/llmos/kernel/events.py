@@ -64,6 +64,46 @@ class PagesChanged(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class TurnsEvicted(Event):
+    """Old turns left the process's context RAM for long-term memory (see
+    :mod:`llmos.kernel.paging`)."""
+
+    first: int
+    last: int
+    """The turns' numbers (the first turn of a process is 1)."""
+    tokens: int
+    """Context RAM they held."""
+    path: str
+    """The conversation page in long-term memory that holds them now."""
+
+
+@dataclass(frozen=True, slots=True)
+class SummaryUpdated(Event):
+    """The running summary of evicted turns was rewritten."""
+
+    tokens: int
+    method: str
+    """``model`` (a scheduled model call wrote it) or ``extractive`` (the fallback)."""
+    note: str = ""
+    """Why the fallback stood in, when it did."""
+
+
+@dataclass(frozen=True, slots=True)
+class PageFaults(Event):
+    """Memory relevant to the newest turn was not in context RAM and was paged in."""
+
+    chunks: int
+    sources: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CoreMemoryChanged(Event):
+    """The model edited its core memory (a syscall)."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class SyscallQueued(Event):
     call_id: int
     name: str

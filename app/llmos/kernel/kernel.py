@@ -25,6 +25,7 @@ from llmos.drivers.base import (
     Message,
     ModelDriver,
     ModelInfo,
+    Tool,
 )
 from llmos.kernel.context import ContextUsage, FittedRequest, PromptTooLarge, fit_request
 from llmos.kernel.errors import (
@@ -48,6 +49,7 @@ from llmos.kernel.events import (
     TokenStreamed,
 )
 from llmos.kernel.pages import Page, page_room
+from llmos.kernel.paging import MemoryLink, Pager, PagingPolicy, memory_folder
 from llmos.kernel.process import Process, ProcessState
 from llmos.kernel.scheduler import Lease, Scheduler
 from llmos.kernel.tokens import Calibration, TokenCounter
@@ -79,6 +81,12 @@ class TurnResult:
     tool_calls: tuple[dict[str, Any], ...] = ()
     over_budget: bool = False
     """The backend counted more prompt tokens than the kernel allowed (an estimate missed)."""
+    evicted: int = 0
+    """Turns the pager evicted to long-term memory before answering."""
+    paged_in: int = 0
+    """Chunks paged into context RAM during the turn."""
+    page_faults: int = 0
+    """Of those, chunks the pager found relevant and had to bring in."""
 
 
 @dataclass
@@ -104,6 +112,9 @@ class Kernel:
         default_model: the model to use when an app has no preference (settings' ``model``).
         num_ctx: the largest context RAM any process gets, in tokens.
         options: model options sent with every call (temperature, seed, ...).
+        memory: long-term memory for paging (see :mod:`llmos.kernel.paging`); without it
+            processes still run, and their oldest turns are left out of full requests.
+        paging: when and how much the pager evicts and pages in.
     """
 
     def __init__(
@@ -116,6 +127,8 @@ class Kernel:
         default_model: str | None = None,
         num_ctx: int = 8192,
         options: dict[str, Any] | None = None,
+        memory: MemoryLink | None = None,
+        paging: PagingPolicy | None = None,
     ) -> None:
         self.driver = driver
         self.apps = apps
@@ -128,6 +141,17 @@ class Kernel:
         self._processes: dict[int, Process] = {}
         self._pids = itertools.count(1)
         self._call_ids = itertools.count(1)
+        self.pager = Pager(self, paging)
+        self.pager.link = memory
+
+    @property
+    def memory(self) -> MemoryLink | None:
+        """Long-term memory as the pager reaches it; may be attached after start-up."""
+        return self.pager.link
+
+    @memory.setter
+    def memory(self, link: MemoryLink | None) -> None:
+        self.pager.link = link
 
     # -- the process table -----------------------------------------------------------------
 
@@ -168,6 +192,7 @@ class Kernel:
             parent_pid=parent_pid,
             options=dict(self.options),
         )
+        process.memory_folder = memory_folder(manifest.id, process.pid, time.time())
         self._processes[process.pid] = process
         self.bus.publish(
             ProcessSpawned(
@@ -305,13 +330,15 @@ class Kernel:
         await old.close()
 
     async def shutdown(self) -> None:
-        """Kill every process and close the backend."""
+        """Kill every process, wait for conversation pages being written, and close the
+        backend."""
         for process in self.processes:
             if process.alive:
                 self._end(process, "killed")
         turns = [p._turn for p in self.processes if p._turn is not None]
         if turns:
             await asyncio.gather(*turns, return_exceptions=True)
+        await self.pager.flush()
         await self.driver.close()
 
     # -- memory pages ----------------------------------------------------------------------
@@ -430,7 +457,7 @@ class Kernel:
             raise ProcessGone(pid, process.exit_reason)
         if process.busy:
             raise ProcessBusy(pid)
-        message: Message = {"role": "user", "content": text}
+        message: Message = {"role": "user", "content": text, "at": time.time()}
         if images:
             message["images"] = list(images)
         process.history.append(message)
@@ -461,9 +488,16 @@ class Kernel:
         generated = 0
         preemptions = 0
         fitted: FittedRequest | None = None
+        before = (
+            process.counters.evictions,
+            process.counters.page_ins,
+            process.counters.page_faults,
+        )
         try:
             while True:
                 await self._wait_resumed(process)
+                if not partial:
+                    await self.pager.prepare(process)
                 history = process.history
                 reserve = process.reserve
                 if partial:
@@ -485,7 +519,7 @@ class Kernel:
                     # The answer has grown past what the window can continue: keep it.
                     ended = _Call(parts=[], stats=ChatStats(done_reason="length"))
                     return self._finish_turn(
-                        process, counter, fitted, ended, partial, generated, preemptions
+                        process, counter, fitted, ended, partial, generated, preemptions, before
                     )
                 process.counters.dropped_turns = fitted.dropped_turns
                 self._publish_usage(process, fitted.usage)
@@ -506,6 +540,7 @@ class Kernel:
                     partial,
                     generated - len(call.parts),
                     preemptions,
+                    before,
                 )
         finally:
             # However the turn ended (answered, failed, killed, cancelled by the caller), a
@@ -579,6 +614,48 @@ class Kernel:
             )
         return call
 
+    async def _side_call(
+        self, process: Process, name: str, messages: list[Message], *, num_predict: int
+    ) -> str:
+        """A model call the kernel makes for a process (a summary, say): scheduled at the
+        process's priority like its own calls, not streamed to anyone, not preempted.
+
+        Raises:
+            DriverError: the backend failed.
+        """
+        call_id = next(self._call_ids)
+        queued = time.perf_counter()
+        self.bus.publish(SyscallQueued(process.pid, call_id, name, process.priority))
+        lease = await self.scheduler.acquire(process.pid, process.priority)
+        started = time.perf_counter()
+        outcome, error = "cancelled", ""
+        parts: list[str] = []
+        try:
+            self.bus.publish(SyscallStarted(process.pid, call_id, name, started - queued))
+            request = ChatRequest(
+                model=process.model,
+                messages=messages,
+                options={**process.options, "num_ctx": process.budget, "num_predict": num_predict},
+            )
+            process.counters.model_calls += 1
+            stream = self.driver.chat(request)
+            async with contextlib.aclosing(stream):
+                async for chunk in stream:
+                    parts.append(chunk.content)
+                    lease.tick()
+            outcome = "ok"
+            return "".join(parts)
+        except DriverError as failure:
+            outcome, error = "failed", str(failure)
+            raise
+        finally:
+            self.scheduler.release(lease)
+            self.bus.publish(
+                SyscallFinished(
+                    process.pid, call_id, name, outcome, time.perf_counter() - started, error
+                )
+            )
+
     async def _stream(
         self, process: Process, fitted: FittedRequest, reserve: int, lease: Lease, call: _Call
     ) -> None:
@@ -618,6 +695,7 @@ class Kernel:
         answer: str,
         generated_before: int,
         preemptions: int,
+        before: tuple[int, int, int],
     ) -> TurnResult:
         stats = call.stats or ChatStats()
         accounted = fitted.usage.prompt
@@ -647,7 +725,7 @@ class Kernel:
             span = call.last_token_at - call.first_token_at
             counters.tokens_per_second = (len(call.parts) - 1) / span if span > 0 else 0.0
 
-        reply: Message = {"role": "assistant", "content": answer}
+        reply: Message = {"role": "assistant", "content": answer, "at": time.time()}
         if call.tool_calls:
             reply["tool_calls"] = list(call.tool_calls)
         process.history.append(reply)
@@ -668,6 +746,9 @@ class Kernel:
             preemptions=preemptions,
             tool_calls=call.tool_calls,
             over_budget=over_budget,
+            evicted=counters.evictions - before[0],
+            paged_in=counters.page_ins - before[1],
+            page_faults=counters.page_faults - before[2],
         )
 
     # -- bookkeeping -----------------------------------------------------------------------
@@ -700,10 +781,16 @@ class Kernel:
             "reserve": process.reserve,
             "counter": self._counter(process.model),
             "system": process.system_messages,
-            "pinned": process.pinned,
+            "pinned": process.pinned_messages,
+            "summary": process.summary_messages,
             "paged_in": [page.message for page in process.paged_in if page.key not in leaving],
             "history": process.history,
+            "tools": self.tools_for(process),
         }
+
+    def tools_for(self, process: Process) -> list[Tool] | None:
+        """The tool schemas a process's requests carry (None: it is offered no tools)."""
+        return None
 
     def _publish_usage(self, process: Process, usage: ContextUsage) -> None:
         process.usage = usage
@@ -711,7 +798,9 @@ class Kernel:
 
     def _keep_partial(self, process: Process, partial: str) -> None:
         if partial:
-            process.history.append({"role": "assistant", "content": partial, "interrupted": True})
+            process.history.append(
+                {"role": "assistant", "content": partial, "interrupted": True, "at": time.time()}
+            )
 
     def _set_state(self, process: Process, state: ProcessState) -> None:
         if process.state is state or not process.alive:

@@ -1,8 +1,9 @@
 """Memory pages: parts of long-term memory a process holds in its context RAM.
 
-A page is put there by the user (or, later, the kernel's pager) and goes into every request
-after the system prompt and pinned memory, before the conversation, as one system message
-that names its source so an answer can cite it.
+A page is put there by the user (dropping a document on a window) or by the kernel's pager
+(:mod:`llmos.kernel.paging`: the memory most relevant to the newest turn). It goes into every
+request after the system prompt, pinned memory and summary, before the conversation, as one
+system message that names its source so an answer can cite it.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ class Page:
     """Which part of the document this is, in words: ``whole document, 12 chunks``."""
     text: str
     chunk_ids: tuple[str, ...] = ()
+    by_pager: bool = False
+    """Brought in by the kernel's pager for the current turn (it replaces these as the
+    conversation moves on); False for pages the user or the app put in."""
 
     @property
     def message(self) -> Message:
@@ -57,6 +61,7 @@ def page_room(
     counter: TokenCounter,
     system: Sequence[Message] = (),
     pinned: Sequence[Message] = (),
+    summary: Sequence[Message] = (),
     paged_in: Sequence[Message] = (),
     history: Sequence[Message] = (),
     tools: Sequence[Tool] | None = None,
@@ -77,6 +82,7 @@ def page_room(
         sum(counter.message(m) for m in system)
         + counter.generation_prompt()
         + sum(counter.message(m) for m in pinned)
+        + sum(counter.message(m) for m in summary)
         + counter.tools(tools)
         + sum(counter.message(m) for m in paged_in)
     )

@@ -45,9 +45,18 @@ class ProcessCounters:
     dropped_turns: int = 0
     """Oldest turns left out of the latest request to fit the context RAM."""
     evictions: int = 0
-    """Turns paged out of context RAM into long-term memory (zero until paging exists)."""
+    """Turns paged out of context RAM into long-term memory."""
     page_ins: int = 0
     """Chunks paged into context RAM from long-term memory (a page without chunks is one)."""
+    page_faults: int = 0
+    """Chunks the pager found relevant to a turn that were not in context RAM (so were read
+    back from long-term memory)."""
+    summaries: int = 0
+    """Times the summary of evicted turns was rewritten."""
+    summary_fallbacks: int = 0
+    """Of those, times the model's summary failed or was unusable (an extractive one stood in)."""
+    summary_tokens: int = 0
+    """Size of the current summary of evicted turns."""
     started_at: float = field(default_factory=time.time)
     ended_at: float | None = None
 
@@ -74,6 +83,14 @@ class Process:
     pinned: list[Message] = field(default_factory=list)
     paged_in: list[Page] = field(default_factory=list)
     """Memory pages in the context RAM, in the order requests carry them."""
+    summary: str = ""
+    """The running summary of every turn evicted so far (kept in context RAM)."""
+    core: str = ""
+    """Core memory: a small block the model edits itself (kept in context RAM)."""
+    first_turn: int = 1
+    """The number of the oldest turn still in ``history`` (turns before it were evicted)."""
+    memory_folder: str = ""
+    """Where this process's evicted turns go in long-term memory (set at spawn)."""
     usage: ContextUsage | None = None
     counters: ProcessCounters = field(default_factory=ProcessCounters)
     exit_reason: str = ""
@@ -102,3 +119,22 @@ class Process:
     def system_messages(self) -> list[Message]:
         prompt = self.app.system_prompt.strip()
         return [{"role": "system", "content": prompt}] if prompt else []
+
+    @property
+    def pinned_messages(self) -> list[Message]:
+        """Pinned memory and core memory, as requests carry them."""
+        core: list[Message] = []
+        if self.core.strip():
+            core = [{"role": "system", "content": f"Core memory:\n{self.core.strip()}"}]
+        return [*self.pinned, *core]
+
+    @property
+    def summary_messages(self) -> list[Message]:
+        if not self.summary.strip():
+            return []
+        text = (
+            f"Summary of the earlier conversation (turns 1-{self.first_turn - 1}; "
+            f"the turns themselves are in long-term memory under {self.memory_folder}):\n"
+            f"{self.summary.strip()}"
+        )
+        return [{"role": "system", "content": text}]

@@ -9,10 +9,10 @@ from __future__ import annotations
 ROOT = "/"
 DOCUMENTS = "/Documents"
 """Where ingested files go unless the user names another folder."""
-CONVERSATIONS = "/Conversations"
-"""Reserved for the kernel's evicted conversation pages (paging)."""
+PROCESSES = "/Processes"
+"""The kernel's conversation pages: a folder per process, ``<app>-<pid> (<start time>)``."""
 NOTES = "/Notes"
-"""Reserved for notes agents save."""
+"""Notes agents save (the ``memory.note`` syscall)."""
 
 
 class MemoryPathError(ValueError):
