@@ -242,13 +242,15 @@ class Pager:
         if newest is None or newest.get(RECALLED):
             return  # a tool round of the same turn: its pages are in already
         newest[RECALLED] = True
+        shared = "memory.search" in process.app.permissions.syscalls
+        if not shared and not process.counters.evictions:
+            return  # nothing of its own in memory yet, and nothing else it may read
         backing = await self._backing(create=False)
         if backing is None:
             return
         query = str(newest.get("content") or "")[:QUERY_CHARS]
         if not re.search(r"\w", query):
             return
-        shared = "memory.search" in process.app.permissions.syscalls
         try:
             found = await backing.recall(
                 query, own=process.memory_folder, shared=shared, k=RECALL_CANDIDATES
