@@ -267,3 +267,94 @@ def test_run_with_an_empty_prompt_says_so(capsys, ollama_server):
         capsys, "run", "chat", "--prompt", "  ", "--ollama-host", ollama_server.host
     )
     assert code == 1 and "the prompt is empty" in err
+
+
+def _turns_file(tmp_path, count: int = 300):
+    """A long conversation: a fact in turn 3, a question about it in turn 250."""
+    import random
+
+    rng = random.Random(11)
+    words = ["river", "engine", "garden", "violet", "cloud", "paper", "window", "orange"]
+    lines = []
+    for number in range(1, count + 1):
+        if number == 3:
+            lines.append("Please remember: the locker code for building Zorblat is 4417.")
+        elif number == 250:
+            lines.append(json.dumps({"content": "What was the locker code for building Zorblat?"}))
+        else:
+            lines.append(" ".join(rng.choice(words) for _ in range(rng.randint(8, 40))) + ".")
+    path = tmp_path / "turns.txt"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_run_turns_keeps_300_turns_in_a_2048_token_window_without_dropping_any(
+    capsys, ollama_server, tmp_path
+):
+    turns = _turns_file(tmp_path)
+    code, out, err = run_cli(
+        capsys,
+        "run",
+        "chat",
+        "--turns",
+        str(turns),
+        "--json",
+        "--num-ctx",
+        "2048",
+        "--ollama-host",
+        ollama_server.host,
+    )
+    assert code == 0, err
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [row["turn"] for row in rows] == list(range(1, 301))
+    assert all(row["dropped_turns"] == 0 for row in rows)
+    assert {"evicted", "paged_in", "page_faults", "answer", "context"} <= set(rows[0])
+    assert sum(row["evicted"] for row in rows) > 250
+    chats = [r for r in ollama_server.requests if r["path"] == "/api/chat"]
+    assert all(r["prompt_tokens"] + r["num_predict"] <= 2048 and not r["truncated"] for r in chats)
+    # Turn 250's request carries the page of turn 3 from long-term memory.
+    asked = next(
+        r
+        for r in chats
+        if "locker code" in r["body"]["messages"][-1]["content"]
+        and r["body"]["messages"][-1]["content"].startswith("What was")
+    )
+    pages = [m["content"] for m in asked["body"]["messages"] if m["role"] == "system"]
+    assert any("Memory page: /Processes/chat-1" in p and "4417" in p for p in pages)
+    assert rows[249]["page_faults"] >= 1
+    assert "300 of 300 turns answered" in err
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", "holds no turns"),
+        ('{"text": "hi"}\n', 'line 1 of the turns file is not a JSON object with a text "content"'),
+        ("hello\n{broken json\n", "line 2"),
+    ],
+)
+def test_run_turns_with_a_bad_file_says_which_line(capsys, tmp_path, text, expected):
+    path = tmp_path / "turns.jsonl"
+    path.write_text(text, encoding="utf-8")
+    code, _, err = run_cli(capsys, "run", "chat", "--turns", str(path))
+    assert code == 1 and expected in err and "Traceback" not in err
+
+
+def test_run_turns_reports_a_turn_too_large_and_goes_on(capsys, ollama_server, tmp_path):
+    path = tmp_path / "turns.txt"
+    path.write_text("hello\n" + "word " * 3000 + "\nbye\n", encoding="utf-8")
+    code, out, err = run_cli(
+        capsys,
+        "run", "chat", "--turns", str(path), "--json", "--num-ctx", "1024",
+        "--ollama-host", ollama_server.host,
+    )  # fmt: skip
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert code == 1
+    assert [row["turn"] for row in rows] == [1, 2, 3]
+    assert "tokens too large" in rows[1]["error"] and rows[2]["answer"]
+    assert "2 of 3 turns answered" in err
+
+
+def test_run_turns_without_a_file_says_so(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "run", "chat", "--turns", str(tmp_path / "nope.txt"))
+    assert code == 1 and "could not be read" in err

@@ -12,13 +12,17 @@ import asyncio
 import hashlib
 
 from llmos.kernel.pages import Page
-from llmos.memory import paths
+from llmos.memory import paths, upkeep
 from llmos.memory.chunking import DEFAULT_CHUNK_TOKENS, chunk
 from llmos.memory.long_term import LongTermMemory
 from llmos.memory.readers import Extracted
 from llmos.memory.records import SearchHit
 from llmos.memory.store import DocumentWrite, new_document
 
+MAINTAIN_EVERY = 8
+"""Saves between index upkeep rounds. Each save adds small table fragments that a search
+scans without an index: after 150 unmaintained saves a recall took 300 ms, maintained 33 ms,
+and a round costs 60-170 ms."""
 SHARED_OVERFETCH = 3
 """Hits a search of all memory ranks per hit wanted: other processes' pages are left out."""
 
@@ -28,6 +32,7 @@ class MemoryBacking:
 
     def __init__(self, memory: LongTermMemory) -> None:
         self.memory = memory
+        self._unmaintained = 0
 
     async def save(
         self, path: str, text: str, *, kind: str, title: str, chunk_tokens: int = 0
@@ -81,6 +86,10 @@ class MemoryBacking:
             for draft in drafts
         ]
         await store.commit([DocumentWrite(document, rows)])
+        self._unmaintained += 1
+        if self._unmaintained >= MAINTAIN_EVERY:
+            self._unmaintained = 0
+            await upkeep.maintain(store)
         return path
 
     async def recall(self, query: str, *, own: str, shared: bool, k: int) -> list[Page]:
