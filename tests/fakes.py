@@ -9,6 +9,7 @@ can be told to break mid-stream. Integration tests use the real client against
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from llmos.drivers.base import (
     ModelNotFound,
     PullProgress,
     StreamBroken,
+    Tool,
 )
 
 _PIECE = re.compile(r"\s*(?:\w+|[^\w\s])")
@@ -38,9 +40,12 @@ def count_text(text: str) -> int:
     return len(tokens_of(text))
 
 
-def count_prompt(messages: Sequence[Message]) -> int:
-    """The fake chat template: 4 tokens a message, 3 to open the answer (none on prefill)."""
+def count_prompt(messages: Sequence[Message], tools: Sequence[Tool] | None = None) -> int:
+    """The fake chat template: 4 tokens a message, 3 to open the answer (none on prefill),
+    and the tool schemas' JSON plus 10 when tools are offered."""
     total = sum(4 + count_text(str(m.get("content") or "")) for m in messages)
+    if tools:
+        total += 10 + count_text(json.dumps(list(tools)))
     if messages and messages[-1].get("role") == "assistant":
         return total - 2
     return total + 3
@@ -109,7 +114,7 @@ class FakeDriver(ModelDriver):
         reason = "stop"
         if limit is not None and limit >= 0 and len(pieces) > limit:
             pieces, reason = pieces[:limit], "length"
-        prompt = count_prompt(request.messages)
+        prompt = count_prompt(request.messages, request.tools)
         self.reported.append(prompt)
         fail_at, self.break_after = self.break_after, None
         self.active += 1

@@ -109,7 +109,7 @@ def test_run_json_reports_answer_context_and_both_token_counts(capsys, ollama_se
     assert messages[0]["role"] == "system" and messages[-1]["content"] == "What is virtual memory?"
     assert result["answer"] == default_responder("qwen2.5:0.5b", messages, None)
     assert result["app"] == "chat" and result["model"] == "qwen2.5:0.5b" and result["pid"] == 1
-    assert result["prompt_tokens_reported"] == count_prompt_tokens(messages)
+    assert result["prompt_tokens_reported"] == count_prompt_tokens(messages, sent["body"]["tools"])
     assert result["prompt_tokens_accounted"] > 0
     context = result["context"]
     assert context["budget"] == sent["num_ctx"] == 8192

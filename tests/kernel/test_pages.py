@@ -123,7 +123,8 @@ async def test_page_room_keeps_the_conversation_floor(make_kernel, driver):
     usage = process.usage
     assert usage.prompt_limit == 512
     usable = math.floor(512 / 1.25)  # the uncalibrated estimate's 25% margin
-    expected = usable - usage.segments[Segment.SYSTEM] - CONVERSATION_FLOOR_TOKENS
+    fixed = usage.segments[Segment.SYSTEM] + usage.segments[Segment.TOOLS]
+    expected = usable - fixed - CONVERSATION_FLOOR_TOKENS
     assert kernel.page_room(process.pid) == expected > 0
 
     # Filled to the brim, the process still takes a question about its page.
@@ -140,7 +141,7 @@ async def test_page_room_keeps_an_eighth_of_a_large_window_or_the_newest_turn(ke
     usage = process.usage
     assert usage.prompt_limit == 7168
     usable = math.floor(7168 / 1.25)
-    system = usage.segments[Segment.SYSTEM]
+    system = usage.segments[Segment.SYSTEM] + usage.segments[Segment.TOOLS]
     assert kernel.page_room(process.pid) == usable - system - 7168 // 8
 
     # A newest turn larger than that eighth keeps its own size.

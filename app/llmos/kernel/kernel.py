@@ -13,7 +13,7 @@ import logging
 import math
 import time
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from llmos.apps.manifest import AppManifest
@@ -52,11 +52,17 @@ from llmos.kernel.pages import Page, page_room
 from llmos.kernel.paging import MemoryLink, Pager, PagingPolicy, memory_folder
 from llmos.kernel.process import Process, ProcessState
 from llmos.kernel.scheduler import Lease, Scheduler
+from llmos.kernel.syscalls import Syscalls
 from llmos.kernel.tokens import Calibration, TokenCounter
 
 log = logging.getLogger(__name__)
 
 CHAT_SYSCALL = "model.chat"
+MAX_TOOL_ROUNDS = 4
+"""Rounds of tool calls in one turn; the call after the last is offered no tools."""
+MAX_CALLS_PER_ROUND = 8
+"""Tool calls run from one answer; the rest are answered with :data:`TOO_MANY`."""
+TOO_MANY = f"Error: at most {MAX_CALLS_PER_ROUND} tool calls run at a time; this one did not."
 _SENT_KEYS = ("role", "content", "images", "tool_calls", "tool_name", "thinking")
 """Message keys a backend understands; the kernel's own marks (``interrupted``) stay home."""
 
@@ -97,6 +103,8 @@ class _Call:
     stats: ChatStats | None = None
     tool_calls: tuple[dict[str, Any], ...] = ()
     yielded: bool = False
+    tools: Sequence[Tool] | None = None
+    """The tool schemas the request carried."""
     first_token_at: float | None = None
     last_token_at: float | None = None
 
@@ -143,6 +151,7 @@ class Kernel:
         self._call_ids = itertools.count(1)
         self.pager = Pager(self, paging)
         self.pager.link = memory
+        self.syscalls = Syscalls(self)
 
     @property
     def memory(self) -> MemoryLink | None:
@@ -193,6 +202,8 @@ class Kernel:
             options=dict(self.options),
         )
         process.memory_folder = memory_folder(manifest.id, process.pid, time.time())
+        process.capabilities = info.capabilities
+        process.tools = self.syscalls.tools(process)
         self._processes[process.pid] = process
         self.bus.publish(
             ProcessSpawned(
@@ -326,6 +337,8 @@ class Kernel:
             info = chosen[process.pid]
             process.model = info.name
             process.budget, process.reserve = self._ram_for(process.app, info)
+            process.capabilities = info.capabilities
+            process.tools = self.syscalls.tools(process)
             self._account(process)
         await old.close()
 
@@ -483,16 +496,64 @@ class Kernel:
             raise
 
     async def _run_turn(self, process: Process) -> TurnResult:
-        counter = self._counter(process.model)
-        partial = ""
-        generated = 0
-        preemptions = 0
-        fitted: FittedRequest | None = None
+        """Answer the newest user message, running the syscalls the model calls on the way."""
         before = (
             process.counters.evictions,
             process.counters.page_ins,
             process.counters.page_faults,
         )
+        completion = 0
+        try:
+            results: list[Message] = []
+            for rounds in itertools.count():
+                process._tools_off = rounds >= MAX_TOOL_ROUNDS
+                try:
+                    result = await self._answer(process)
+                except PromptTooLarge:
+                    if not results:
+                        raise
+                    # The last round's calls and results do not fit beside the turn: the
+                    # round leaves the history and the model answers without tools.
+                    log.warning(
+                        "pid %d: %d tool results did not fit; answering without them",
+                        process.pid,
+                        len(results),
+                    )
+                    del process.history[-len(results) - 1 :]
+                    process._tools_off = True
+                    result = await self._answer(process)
+                completion += result.completion_tokens
+                if not result.tool_calls or process._tools_off or not process.tools:
+                    break
+                results = []
+                for number, call in enumerate(result.tool_calls):
+                    if number < MAX_CALLS_PER_ROUND:
+                        name, output = await self.syscalls.dispatch(process, call)
+                    else:
+                        name, output = str(call.get("function", {}).get("name")), TOO_MANY
+                    results.append(
+                        {"role": "tool", "tool_name": name, "content": output, "at": time.time()}
+                    )
+                process.history.extend(results)
+                self._account(process)
+        finally:
+            process._tools_off = False
+        counters = process.counters
+        return replace(
+            result,
+            completion_tokens=completion,
+            evicted=counters.evictions - before[0],
+            paged_in=counters.page_ins - before[1],
+            page_faults=counters.page_faults - before[2],
+        )
+
+    async def _answer(self, process: Process) -> TurnResult:
+        """One model call's worth of the turn (resumed across preemptions)."""
+        counter = self._counter(process.model)
+        partial = ""
+        generated = 0
+        preemptions = 0
+        fitted: FittedRequest | None = None
         try:
             while True:
                 await self._wait_resumed(process)
@@ -519,7 +580,7 @@ class Kernel:
                     # The answer has grown past what the window can continue: keep it.
                     ended = _Call(parts=[], stats=ChatStats(done_reason="length"))
                     return self._finish_turn(
-                        process, counter, fitted, ended, partial, generated, preemptions, before
+                        process, counter, fitted, ended, partial, generated, preemptions
                     )
                 process.counters.dropped_turns = fitted.dropped_turns
                 self._publish_usage(process, fitted.usage)
@@ -540,7 +601,6 @@ class Kernel:
                     partial,
                     generated - len(call.parts),
                     preemptions,
-                    before,
                 )
         finally:
             # However the turn ended (answered, failed, killed, cancelled by the caller), a
@@ -662,8 +722,10 @@ class Kernel:
         request = ChatRequest(
             model=process.model,
             messages=[_for_backend(m) for m in fitted.messages],
+            tools=self.tools_for(process),
             options={**process.options, "num_ctx": process.budget, "num_predict": reserve},
         )
+        call.tools = request.tools
         publish = self.bus.publish
         pid = process.pid
         stream = self.driver.chat(request)
@@ -695,7 +757,6 @@ class Kernel:
         answer: str,
         generated_before: int,
         preemptions: int,
-        before: tuple[int, int, int],
     ) -> TurnResult:
         stats = call.stats or ChatStats()
         accounted = fitted.usage.prompt
@@ -704,7 +765,7 @@ class Kernel:
         if reported is not None:
             # A count at num_ctx means the backend cut the prompt: only a floor to learn from.
             truncated = reported >= process.budget
-            counter.observe(fitted.messages, None, reported, truncated=truncated)
+            counter.observe(fitted.messages, call.tools, reported, truncated=truncated)
         if over_budget:
             process.counters.overflows += 1
             log.warning(
@@ -746,9 +807,6 @@ class Kernel:
             preemptions=preemptions,
             tool_calls=call.tool_calls,
             over_budget=over_budget,
-            evicted=counters.evictions - before[0],
-            paged_in=counters.page_ins - before[1],
-            page_faults=counters.page_faults - before[2],
         )
 
     # -- bookkeeping -----------------------------------------------------------------------
@@ -789,8 +847,8 @@ class Kernel:
         }
 
     def tools_for(self, process: Process) -> list[Tool] | None:
-        """The tool schemas a process's requests carry (None: it is offered no tools)."""
-        return None
+        """The tool schemas a process's next request carries (None: it is offered none)."""
+        return None if process._tools_off else process.tools
 
     def _publish_usage(self, process: Process, usage: ContextUsage) -> None:
         process.usage = usage

@@ -9,7 +9,7 @@ from enum import StrEnum
 from typing import Any
 
 from llmos.apps.manifest import AppManifest
-from llmos.drivers.base import Message
+from llmos.drivers.base import Message, Tool
 from llmos.kernel.context import ContextUsage
 from llmos.kernel.pages import Page
 from llmos.kernel.scheduler import Lease
@@ -96,12 +96,17 @@ class Process:
     exit_reason: str = ""
     options: dict[str, Any] = field(default_factory=dict)
     """Extra model options (temperature, seed, ...) sent with each call."""
+    capabilities: frozenset[str] = frozenset()
+    """What the process's model can do (``tools``, ``vision``, ...)."""
+    tools: list[Tool] | None = None
+    """The syscalls offered to its model as tools (None: none are)."""
 
     # Kernel-private run state.
     _turn: asyncio.Task[Any] | None = field(default=None, repr=False)
     _lease: Lease | None = field(default=None, repr=False)
     _resumed: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
     _exited: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+    _tools_off: bool = field(default=False, repr=False)
 
     def __post_init__(self) -> None:
         self._resumed.set()

@@ -167,6 +167,11 @@ class CalibratedEstimator:
         return self.scale * _text_raw(message) + self.image_tokens * _image_count(message)
 
     def tools(self, tools: Sequence[Tool] | None) -> int:
+        if not tools:
+            return 0
+        known = self._known.get(_tools_key(tools))
+        if known is not None:
+            return known
         return round(self.scale * _raw_tools(tools))
 
     def generation_prompt(self) -> int:
@@ -199,11 +204,17 @@ class CalibratedEstimator:
                 known += self._known[key]
             else:
                 new[key] = message
-        remainder = reported - known - self.tools(tools) - self.generation_prompt()
-        if not new or remainder <= 0:
+        # Tool schemas new to the counter are learned like a new message: their share of
+        # what is not known yet, by their estimate.
+        new_tools = bool(tools) and _tools_key(tools) not in self._known
+        if tools and not new_tools:
+            known += self.tools(tools)
+        remainder = reported - known - self.generation_prompt()
+        if (not new and not new_tools) or remainder <= 0:
             self._observations += 1
             return
-        text = sum(_text_raw(m) for m in new.values())
+        tools_raw = _raw_tools(tools) if new_tools else 0.0
+        text = sum(_text_raw(m) for m in new.values()) + tools_raw
         images = sum(_image_count(m) for m in new.values())
         if truncated:
             # The backend cut the prompt: its count is a floor, never an exact cost.
@@ -218,6 +229,8 @@ class CalibratedEstimator:
         else:
             self.scale = remainder / text
         shares = {key: self._estimate_new(m) for key, m in new.items()}
+        if new_tools:
+            shares[_tools_key(tools)] = self.scale * tools_raw
         total = sum(shares.values())
         for key, share in shares.items():
             self._remember_cost(key, max(1, round(remainder * share / total)))
@@ -248,6 +261,10 @@ def _message_key(message: Message) -> int:
             ),
         )
     )
+
+
+def _tools_key(tools: Sequence[Tool] | None) -> int:
+    return hash(("tools", json.dumps(list(tools or ()), sort_keys=True, default=str)))
 
 
 class Calibration:
