@@ -14,6 +14,7 @@ from llmos.kernel.paging import extractive_summary, render_turns, usable_summary
 from llmos.memory.backing import MemoryBacking
 from llmos.memory.long_term import LongTermMemory
 from tests.fakes import count_prompt, default_answer
+from tests.kernel.long_talk import conversation
 
 WORDS = [
     "alpha",
@@ -309,3 +310,16 @@ def test_summaries_stay_within_their_bound(make_kernel):
     text = " ".join(f"Item{i} costs {i * 3} coins." for i in range(100))
     cut = usable_summary(text, 30, counter)
     assert counter.message({"role": "system", "content": cut}) <= 30 and cut.endswith(".")
+
+
+async def test_pages_that_come_and_go_never_push_a_request_over_the_window(paged_kernel, driver):
+    """Pages arrive with a user message and leave apart from it. The token counter once
+    learned such a pair's split, whose errors then compounded: a page counted at 10 tokens
+    took 105, and a request the kernel counted at 647 tokens was 1,428 (of 1,024 allowed)."""
+    kernel = paged_kernel(2048)
+    process = await kernel.spawn("chat")
+    texts, _ = conversation(random.Random(1), 300)
+    for number, text in enumerate(texts, start=1):
+        result = await kernel.send(process.pid, text)
+        assert not result.over_budget, (number, result.prompt_tokens_reported)
+    assert process.counters.overflows == 0 and process.counters.page_faults > 0

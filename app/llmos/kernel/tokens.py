@@ -123,12 +123,14 @@ class CalibratedEstimator:
 
     Three things are learned from every call's ``prompt_eval_count``:
 
-    - the cost of each message the call introduced: the reported total, less what is already
-      known, is shared among the new messages by their estimates (with one new message, the
-      usual case, its cost is then exact), and remembered by content. A finished answer's
-      cost is learned from ``eval_count``. So a conversation's next prompt is known but for
-      its newest user turn;
-    - a scale from the prior to this model's tokens, from the same remainder;
+    - the cost of the message the call introduced: the reported total less what is already
+      known, remembered by content (exact). When a call introduces several (a user message
+      and the memory pages paged in for it), only the first call's split is remembered;
+      later ones are estimated until they come alone. A finished answer's cost is learned
+      from ``eval_count``. So a conversation's next prompt is known but for its newest user
+      turn and its new pages;
+    - a scale from the prior to this model's tokens: the highest ratio of remainder to prior
+      over the last few calls, as text of different kinds tokenizes differently;
     - the cost of an image, from calls that introduce images (kept apart from the text scale).
 
     The margin grows to 1.5x the worst relative error seen over the last few calls, so a
@@ -140,6 +142,7 @@ class CalibratedEstimator:
         self.image_tokens = float(IMAGE_TOKENS)
         self._observations = 0
         self._errors: deque[float] = deque(maxlen=history)
+        self._ratios: deque[float] = deque(maxlen=history)
         self._known: OrderedDict[int, int] = OrderedDict()
         self._remember = remember
 
@@ -227,13 +230,23 @@ class CalibratedEstimator:
             if per_image > 0:
                 self.image_tokens = per_image
         else:
-            self.scale = remainder / text
-        shares = {key: self._estimate_new(m) for key, m in new.items()}
-        if new_tools:
-            shares[_tools_key(tools)] = self.scale * tools_raw
-        total = sum(shares.values())
-        for key, share in shares.items():
-            self._remember_cost(key, max(1, round(remainder * share / total)))
+            # The highest of the last few calls' ratios: text of different kinds (prose,
+            # Markdown pages, numbers) tokenizes differently, and the next unknown message
+            # may be of the densest kind seen lately.
+            self._ratios.append(remainder / text)
+            self.scale = max(self._ratios)
+        if len(new) + new_tools == 1 or not self._observations:
+            # One new item: its cost is exact. On the first call (system prompt, tools, first
+            # message) the split by estimates is remembered too: those stay together. Costs
+            # split among several new items are not: memory pages come and go apart from the
+            # message they arrived with, so a split's error would stop cancelling out and
+            # compound (a page once learned at 10 tokens that takes 105).
+            shares = {key: self._estimate_new(m) for key, m in new.items()}
+            if new_tools:
+                shares[_tools_key(tools)] = self.scale * tools_raw
+            total = sum(shares.values())
+            for key, share in shares.items():
+                self._remember_cost(key, max(1, round(remainder * share / total)))
         self._observations += 1
 
     def learn_answer(self, message: Message, completion_tokens: int) -> None:
