@@ -104,3 +104,20 @@ def test_a_background_window_renders_a_few_times_a_second(qtbot, view, foregroun
     else:
         # At most one render per BACKGROUND_RENDER_MS, however slow the machine is today.
         assert view.renders <= elapsed / (BACKGROUND_RENDER_MS / 1000) + 1
+
+
+def test_a_view_showing_the_newest_message_keeps_showing_it_when_it_shrinks(qtbot, view):
+    # (The strip of memory pages appears above the chat when the pager brings some in.)
+    for number in range(12):
+        view.add_message("user", f"Question {number}: {PROSE}", "You")
+    bar = view.verticalScrollBar()
+    qtbot.waitUntil(lambda: bar.maximum() > 0)
+    bar.setValue(bar.maximum())
+    view.resize(420, 460)
+    qtbot.waitUntil(lambda: view.height() == 460)
+    assert bar.value() == bar.maximum()
+
+    bar.setValue(0)  # reading further up: it stays there
+    view.resize(420, 430)
+    qtbot.waitUntil(lambda: view.height() == 430)
+    assert bar.value() == 0

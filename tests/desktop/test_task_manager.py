@@ -12,13 +12,27 @@ from PySide6.QtCore import QPoint, QRectF, Qt
 from PySide6.QtGui import QColor, QImage, QPainter
 
 from llmos.desktop.bridge import KernelBridge
-from llmos.desktop.process_table import CALLS, PID, PRIORITY, RAM, RATE, STATE
+from llmos.desktop.process_table import (
+    APP,
+    CALLS,
+    EVICTIONS,
+    PAGE_FAULTS,
+    PAGE_INS,
+    PID,
+    PRIORITY,
+    RAM,
+    RATE,
+    STATE,
+    SUMMARY,
+    WALL,
+)
 from llmos.desktop.ram_bar import USAGE_ROLE, RamMeter, paint_ram_bar, ram_text
 from llmos.desktop.session import DesktopSession
 from llmos.desktop.task_manager import TaskManager
 from llmos.desktop.theme import current_theme
 from llmos.drivers.base import Message
 from llmos.kernel.context import ContextUsage, Segment
+from llmos.kernel.events import PageFaults, SummaryUpdated, TurnsEvicted
 from llmos.kernel.kernel import Kernel
 from llmos.kernel.process import Process
 from tests.fakes import FakeDriver, default_answer
@@ -195,8 +209,11 @@ def test_priority_buttons_change_the_priority_within_limits(desk):
 def test_sorting_by_context_ram_orders_rows_by_tokens_used(desk):
     desk.start()
     small, big, middle = desk.spawn(3)
+    # Each one talks, so each is counted with what the first call taught the token counter
+    # (an idle process keeps the count it got at spawn, before that).
+    desk.arun(desk.kernel.send(small.pid, "hi"))
     desk.arun(desk.kernel.send(big.pid, "tell me about the scheduler " * 30))
-    desk.arun(desk.kernel.send(middle.pid, "hello there"))
+    desk.arun(desk.kernel.send(middle.pid, "hello there, how are you today?"))
     desk.qtbot.waitUntil(lambda: len(desk.rows()) == 3)
     header = desk.manager.table.horizontalHeader()
     x = header.sectionViewportPosition(RAM) + header.sectionSize(RAM) // 2
@@ -212,6 +229,62 @@ def test_sorting_by_context_ram_orders_rows_by_tokens_used(desk):
     assert shown == [small.pid, middle.pid, big.pid]
     desk.qtbot.mouseClick(header.viewport(), Qt.MouseButton.LeftButton, pos=QPoint(x, 5))
     assert desk.rows() == [big.pid, middle.pid, small.pid]
+
+
+def test_paging_columns_follow_the_pagers_events(desk):
+    desk.start()
+    first, second = desk.spawn(2)
+    desk.qtbot.waitUntil(lambda: len(desk.rows()) == 2)
+    assert [desk.cell(first.pid, c) for c in (EVICTIONS, SUMMARY, PAGE_INS, PAGE_FAULTS)] == [
+        "0", "\u2013", "0", "0",
+    ]  # fmt: skip
+    assert desk.cell(first.pid, EVICTIONS, Qt.ItemDataRole.ToolTipRole) is None
+
+    # What the kernel's pager does to a process, and tells the bus.
+    counters = first.counters
+    first.summary, first.first_turn = "The user asked about okapis.", 13
+    counters.evictions, counters.summaries, counters.summary_tokens = 12, 3, 240
+    counters.page_ins, counters.page_faults = 5, 4
+    bus = desk.kernel.bus
+    bus.publish(TurnsEvicted(first.pid, 7, 12, 600, f"{first.memory_folder}/turns-0007-0012.md"))
+    bus.publish(SummaryUpdated(first.pid, 240, "model"))
+    bus.publish(PageFaults(first.pid, 4, (f"{first.memory_folder}/turns-0001-0006.md",)))
+    desk.qtbot.waitUntil(lambda: desk.cell(first.pid, EVICTIONS) == "12")
+    assert desk.cell(first.pid, SUMMARY) == "240 tok"
+    assert desk.cell(first.pid, PAGE_INS) == "5"
+    assert desk.cell(first.pid, PAGE_FAULTS) == "4"
+    assert desk.cell(second.pid, EVICTIONS) == "0"
+    tip = desk.cell(first.pid, EVICTIONS, Qt.ItemDataRole.ToolTipRole)
+    assert "Turns 1\u201312" in tip and first.memory_folder in tip
+    assert "rewritten 3 times" in desk.cell(first.pid, SUMMARY, Qt.ItemDataRole.ToolTipRole)
+
+    # Sorting by the summary's size sorts by tokens, not by the text.
+    header = desk.manager.table.horizontalHeader()
+    x = header.sectionViewportPosition(SUMMARY) + header.sectionSize(SUMMARY) // 2
+    desk.qtbot.mouseClick(header.viewport(), Qt.MouseButton.LeftButton, pos=QPoint(x, 5))
+    assert desk.rows() == [second.pid, first.pid]
+
+
+def test_a_narrow_panel_hides_the_least_needed_columns_first(desk):
+    desk.start()
+    desk.spawn()
+    manager, header = desk.manager, desk.manager.table.horizontalHeader()
+
+    def shown() -> set[int]:
+        return {c for c in range(header.count()) if not header.isSectionHidden(c)}
+
+    manager.resize(2400, 480)
+    desk.qtbot.waitUntil(lambda: shown() == set(range(header.count())))
+    widths = [header.sectionSize(c) for c in range(header.count() - 1)]
+    manager.resize(760, 480)
+    desk.qtbot.waitUntil(lambda: WALL not in shown())
+    assert {PID, APP, RAM, STATE, EVICTIONS} <= shown()
+    assert sum(header.sectionSize(c) for c in shown()) <= manager.table.viewport().width()
+    manager.resize(400, 480)
+    desk.qtbot.waitUntil(lambda: shown() == {PID, APP, RAM, STATE})
+    manager.resize(2400, 480)
+    desk.qtbot.waitUntil(lambda: shown() == set(range(header.count())))
+    assert [header.sectionSize(c) for c in range(header.count() - 1)] == widths
 
 
 def test_totals_line_sums_every_process(desk):

@@ -14,7 +14,9 @@ from PySide6.QtGui import QColor, QIcon, QImage, QPalette, QPixmap
 from PySide6.QtSvg import QSvgRenderer
 
 from llmos.desktop import theme
+from llmos.desktop.ram_bar import SEGMENT_NAMES, SEGMENT_ORDER
 from llmos.desktop.window_style import DesktopStyle
+from llmos.kernel.context import Segment
 from llmos.resources import resource_path
 
 UI_ICONS = [
@@ -212,15 +214,15 @@ def test_pressure_thresholds():
         t.bad,
         t.bad,
     ]
-    assert set(t.segments) == {
-        "system",
-        "pinned",
-        "tools",
-        "history",
-        "paged_in",
-        "reserve",
-        "free",
-    }
+
+
+def test_every_segment_of_context_ram_is_drawn_in_a_colour_of_its_own():
+    assert set(SEGMENT_ORDER) == {segment.value for segment in Segment}
+    for dark in (False, True):
+        t = theme._DARK if dark else theme._LIGHT
+        assert set(t.segments) == {*SEGMENT_ORDER, "free"}
+        assert len({colour.name() for colour in t.segments.values()}) == len(t.segments)
+    assert set(SEGMENT_NAMES) == {*SEGMENT_ORDER, "free"}
 
 
 @pytest.mark.parametrize("dark", [True, False])

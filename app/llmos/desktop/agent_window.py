@@ -16,7 +16,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QIcon
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -33,6 +33,8 @@ from llmos.desktop.banner import Banner
 from llmos.desktop.bridge import KernelBridge
 from llmos.desktop.chat_view import ChatView
 from llmos.desktop.composer import Composer
+from llmos.desktop.context_view import SHORTCUT as CONTEXT_SHORTCUT
+from llmos.desktop.context_view import ContextView
 from llmos.desktop.memory_drag import MemoryRef
 from llmos.desktop.memory_service import MemoryService
 from llmos.desktop.paged_in import PagedIn
@@ -81,6 +83,8 @@ class AgentWindow(QWidget):
         self._force_close = False
         self._asking = False
         self._closed = False
+        self.context_view: ContextView | None = None
+        """What is in the process's context RAM (made when first asked for)."""
         self.setWindowTitle(manifest.name)
         self.setWindowIcon(app_icon_of(manifest))
         self._build()
@@ -97,10 +101,23 @@ class AgentWindow(QWidget):
         self.model_label.setObjectName("ModelLabel")
         self.model_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.meter = RamMeter()
+        self.context_action = QAction(icon("memory"), "Context", self)
+        self.context_action.setShortcut(QKeySequence(CONTEXT_SHORTCUT))
+        self.context_action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self.context_action.setToolTip(
+            f"What is in this process's context RAM, part by part ({CONTEXT_SHORTCUT})"
+        )
+        self.context_action.setEnabled(False)
+        self.context_action.triggered.connect(self.show_context)
+        self.addAction(self.context_action)
+        self.context_button = QToolButton(autoRaise=True)
+        self.context_button.setDefaultAction(self.context_action)
+        self.context_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         header = QHBoxLayout()
         header.setContentsMargins(10, 6, 10, 0)
         header.addWidget(self.model_label, 1)
         header.addWidget(self.meter)
+        header.addWidget(self.context_button)
 
         self.banner = Banner()
         self.banner.retryRequested.connect(self._retry)
@@ -182,6 +199,7 @@ class AgentWindow(QWidget):
         self.pages.kernel, self.pages.pid = kernel, process.pid
         self.setWindowTitle(f"{self.manifest.name} \u00b7 {process.pid}")
         self._on_usage(process.pid)
+        self.context_action.setEnabled(True)
         self.send_button.setEnabled(True)
         self.processStarted.emit(process.pid)
         self.composer.setFocus()
@@ -293,6 +311,16 @@ class AgentWindow(QWidget):
         self.model_label.setText(f"pid {process.pid} \u00b7 {process.model}")
         self.model_label.setToolTip(f"{self.kernel.driver.kind} at {self.kernel.driver.location}")
 
+    def show_context(self) -> None:
+        """Show what is in the process's context RAM (a window of its own, kept up to date)."""
+        if self.kernel is None or self.pid is None:
+            return
+        if self.context_view is None:
+            self.context_view = ContextView(self.kernel, self.pid, self._bridge, self)
+        self.context_view.show()
+        self.context_view.raise_()
+        self.context_view.activateWindow()
+
     # -- memory pages ----------------------------------------------------------------------------
 
     def page_in(self, refs: list[MemoryRef]) -> None:
@@ -331,6 +359,8 @@ class AgentWindow(QWidget):
         self._bridge.exited.disconnect(self._on_exited)
         for task in self._tasks:
             task.cancel()
+        if self.context_view is not None:
+            self.context_view.close()
         if self.kernel is not None and self.pid is not None:
             process = self.kernel.get(self.pid)
             if process.alive:

@@ -14,13 +14,17 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from llmos.kernel.events import (
     ContextUsageChanged,
+    CoreMemoryChanged,
     Event,
     EventBus,
+    PageFaults,
     PagesChanged,
     ProcessExited,
     ProcessSpawned,
     ProcessStateChanged,
+    SummaryUpdated,
     TokenStreamed,
+    TurnsEvicted,
 )
 
 FRAME_MS = 16
@@ -40,6 +44,13 @@ class KernelBridge(QObject):
         stateChanged(int, str): a process's new state (``ready``, ``running``, ...).
         usageChanged(int): a process's context RAM was recounted (read ``process.usage``).
         pagesChanged(int): memory pages went into or out of a process (``process.paged_in``).
+        turnsEvicted(int, str): the pager moved a process's oldest turns to long-term memory
+            (pid, the conversation page's path; ``process.first_turn`` is the oldest left).
+        summaryUpdated(int, str, str): the summary of a process's evicted turns was rewritten
+            (pid, ``model`` or ``extractive``, why the extractive one stood in).
+        pageFaults(int, int): the pager brought memory relevant to a process's newest turn
+            into its context RAM (pid, chunks).
+        coreChanged(int): a process's core memory changed (``process.core``).
         tokens(int, str): text a process streamed since the last frame.
         tick(): the process table changed since the last tick (at most 1 per TICK_MS).
     """
@@ -49,6 +60,10 @@ class KernelBridge(QObject):
     stateChanged = Signal(int, str)
     usageChanged = Signal(int)
     pagesChanged = Signal(int)
+    turnsEvicted = Signal(int, str)
+    summaryUpdated = Signal(int, str, str)
+    pageFaults = Signal(int, int)
+    coreChanged = Signal(int)
     tokens = Signal(int, str)
     tick = Signal()
 
@@ -110,6 +125,14 @@ class KernelBridge(QObject):
             self.usageChanged.emit(event.pid)
         elif isinstance(event, PagesChanged):
             self.pagesChanged.emit(event.pid)
+        elif isinstance(event, TurnsEvicted):
+            self.turnsEvicted.emit(event.pid, event.path)
+        elif isinstance(event, SummaryUpdated):
+            self.summaryUpdated.emit(event.pid, event.method, event.note)
+        elif isinstance(event, PageFaults):
+            self.pageFaults.emit(event.pid, event.chunks)
+        elif isinstance(event, CoreMemoryChanged):
+            self.coreChanged.emit(event.pid)
         elif isinstance(event, ProcessStateChanged):
             self.stateChanged.emit(event.pid, event.new)
         elif isinstance(event, ProcessSpawned):

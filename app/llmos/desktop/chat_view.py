@@ -13,6 +13,7 @@ import time
 
 from PySide6.QtCore import QTimer
 from PySide6.QtGui import (
+    QResizeEvent,
     QTextBlockFormat,
     QTextCharFormat,
     QTextCursor,
@@ -54,6 +55,15 @@ class ChatView(QTextBrowser):
         """Messages shown (for tests and the window's title)."""
         self.renders = 0
         """Re-renders of streaming answers so far (for tests and benchmarks)."""
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        # Showing the newest message, it keeps showing it when the view shrinks (the strip of
+        # memory pages appears above it), so the answers that follow stay in sight.
+        bar = self.verticalScrollBar()
+        at_bottom = bar.value() >= bar.maximum() - 4
+        super().resizeEvent(event)
+        if at_bottom:
+            bar.setValue(bar.maximum())
 
     # -- messages ------------------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from llmos.desktop.bridge import KernelBridge
 from llmos.desktop.help_dialog import HelpDialog
 from llmos.desktop.launcher import Launcher
 from llmos.desktop.memory_explorer import MemoryExplorer
+from llmos.desktop.memory_link import DesktopMemoryLink
 from llmos.desktop.memory_service import MemoryService
 from llmos.desktop.session import DesktopSession
 from llmos.desktop.settings_dialog import SettingsDialog
@@ -89,6 +90,9 @@ class DesktopWindow(QMainWindow):
         )
         self.task_manager.set_wide(True)
         self.memory = MemoryService(self.session, self)
+        # The kernel's pager stores evicted turns in the same memory the explorer shows.
+        self.session.memory = DesktopMemoryLink(self.memory)
+        self.bridge.turnsEvicted.connect(lambda *_: self.memory.notify_stored())
         self.explorer = MemoryExplorer(self.memory)
         self.explorer.message.connect(self._tell)
         self.memory_dock = self._dock(

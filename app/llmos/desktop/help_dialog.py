@@ -16,6 +16,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from llmos.desktop import context_view
+
 
 def _rows(actions: Iterable[QAction]) -> list[tuple[str, str]]:
     """(name, keys) of every action that has a shortcut."""
@@ -43,6 +45,7 @@ class HelpDialog(QDialog):
             ("Send the message", "Enter"),
             ("New line in the message", "Shift+Enter"),
             ("Stop the answer", "Esc"),
+            ("What is in the context RAM", context_view.SHORTCUT),
         ]
         rows += [(f"Task manager: {name}", keys) for name, keys in _rows(task_manager_actions)]
         self.table = QTableWidget(len(rows), 2)

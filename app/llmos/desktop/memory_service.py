@@ -131,6 +131,15 @@ class MemoryService(QObject):
         if any(jobs.glob("*.json")):
             self.start()
 
+    @property
+    def closing(self) -> bool:
+        """True once :meth:`close` was called: memory is not opened again."""
+        return self._closing
+
+    def exists(self) -> bool:
+        """Whether the data dir holds memory (opened or not); a file check, no LanceDB."""
+        return (self._session.settings.data_dir / "memory" / "lancedb").exists()
+
     async def ready(self) -> LongTermMemory:
         """Memory, once open.
 
@@ -363,6 +372,12 @@ class MemoryService(QObject):
         self.changed.emit()
         self.refresh_stats()
 
+    def notify_stored(self) -> None:
+        """Documents were stored outside an ingest (the kernel's pager wrote a conversation
+        page): show them now, rather than at the next look for changes, and embed them."""
+        self.notify_changed()
+        self._ensure_indexer()
+
     def run(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None] | None:
         """Run ``coro`` as a task of the desktop's session (None once it shuts down)."""
         try:
@@ -394,6 +409,10 @@ class MemoryService(QObject):
             if task is not None and not task.done():
                 with contextlib.suppress(Exception, asyncio.CancelledError):
                     await task
+        kernel = self._session.kernel
+        if kernel is not None:
+            # Turns the pager is writing out are stored before memory closes under them.
+            await kernel.pager.flush()
         if self.memory is not None:
             memory, self.memory = self.memory, None
             await memory.close()

@@ -42,6 +42,9 @@ _DRAG_EVENTS = (QEvent.Type.DragEnter, QEvent.Type.DragMove, QEvent.Type.Drop)
 class PagedInStrip(QWidget):
     """The memory pages a process holds, as chips with a button to drop each.
 
+    The pages the user put in come first, one chip each; then the pages the kernel's pager
+    brought in for the current turn, one chip per document (it brings chunks), drawn apart.
+
     Signals:
         pageOut(str): the user dropped the page with this key.
     """
@@ -55,10 +58,12 @@ class PagedInStrip(QWidget):
         self._row.setContentsMargins(10, 0, 10, 0)
         self._row.setSpacing(6)
         self.pages: tuple[Page, ...] = ()
+        self.chips: list[QWidget] = []
         self.hide()
 
     def set_pages(self, pages: tuple[Page, ...], costs: dict[str, int]) -> None:
         self.pages = pages
+        self.chips = []
         while self._row.count():
             item = self._row.takeAt(0)
             if (widget := item.widget()) is not None:
@@ -69,29 +74,57 @@ class PagedInStrip(QWidget):
         label = QLabel("Paged in:")
         label.setObjectName("PagedInTitle")
         self._row.addWidget(label)
-        for page in pages[:CHIPS_SHOWN]:
-            self._row.addWidget(self._chip(page, costs.get(page.key, 0)))
-        if len(pages) > CHIPS_SHOWN:
-            more = QLabel(f"+{len(pages) - CHIPS_SHOWN} more")
-            more.setToolTip("\n".join(f"{p.source} ({p.label})" for p in pages[CHIPS_SHOWN:]))
+        groups = [[page] for page in pages if not page.by_pager]
+        recalled: dict[str, list[Page]] = {}
+        for page in pages:
+            if page.by_pager:
+                recalled.setdefault(page.source, []).append(page)
+        groups += recalled.values()
+        for group in groups[:CHIPS_SHOWN]:
+            chip = self._chip(group, sum(costs.get(page.key, 0) for page in group))
+            self.chips.append(chip)
+            self._row.addWidget(chip)
+        if len(groups) > CHIPS_SHOWN:
+            more = QLabel(f"+{len(groups) - CHIPS_SHOWN} more")
+            more.setToolTip(
+                "\n".join(f"{p.source} ({p.label})" for g in groups[CHIPS_SHOWN:] for p in g)
+            )
             self._row.addWidget(more)
         self._row.addStretch(1)
         self.show()
 
-    def _chip(self, page: Page, tokens: int) -> QWidget:
-        chip = QWidget(objectName="PageChip")
+    def _chip(self, pages: list[Page], tokens: int) -> QWidget:
+        """A chip for one page of the user's, or for the pager's pages of one document."""
+        first = pages[0]
+        name = paths.name(first.source)
+        by_pager = first.by_pager
+        chip = QWidget(objectName="PagerChip" if by_pager else "PageChip")
         chip.setAttribute(Qt.WidgetAttribute.WA_StyledBackground)
         row = QHBoxLayout(chip)
         row.setContentsMargins(6, 1, 2, 1)
         row.setSpacing(2)
         picture = QLabel()
-        picture.setPixmap(icon("page-in").pixmap(14, 14))
-        text = QLabel(f"{paths.name(page.source)} · {human_tokens(tokens)} tok")
-        chip.setToolTip(f"{page.source}\n{page.label}\nabout {tokens:,} tokens of context RAM")
+        picture.setPixmap(icon("memory" if by_pager else "page-in").pixmap(14, 14))
+        count = f" \u00d7{len(pages)}" if len(pages) > 1 else ""
+        text = QLabel(f"{name}{count} · {human_tokens(tokens)} tok")
+        parts = "\n".join(page.label for page in pages)
+        tip = f"{first.source}\n{parts}\nabout {tokens:,} tokens of context RAM"
+        if by_pager:
+            tip = (
+                "Paged in automatically for this turn: the kernel found it relevant to the "
+                f"newest message, and replaces it as the conversation moves on.\n{tip}"
+            )
+        chip.setToolTip(tip)
         drop = QToolButton(icon=icon("close"), autoRaise=True)
-        drop.setToolTip(f"Take {paths.name(page.source)} out of this process's context RAM")
-        drop.setAccessibleName(f"Page out {page.key}")
-        drop.clicked.connect(lambda: self.pageOut.emit(page.key))
+        drop.setToolTip(f"Take {name} out of this process's context RAM")
+        drop.setAccessibleName(f"Page out {first.key}")
+        keys = [page.key for page in pages]
+
+        def page_out() -> None:
+            for key in keys:
+                self.pageOut.emit(key)
+
+        drop.clicked.connect(page_out)
         row.addWidget(picture)
         row.addWidget(text)
         row.addWidget(drop)

@@ -12,7 +12,7 @@ from typing import Any
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtWidgets import QWidget
 
-from llmos.desktop.ram_bar import RAM_TEXT_SAMPLE, USAGE_ROLE, ram_tooltip
+from llmos.desktop.ram_bar import RAM_TEXT_SAMPLE, USAGE_ROLE, human_tokens, ram_tooltip
 from llmos.desktop.row_table import ROOT, ColumnsModel
 from llmos.desktop.session import DesktopSession
 from llmos.desktop.theme import current_theme
@@ -23,10 +23,14 @@ from llmos.kernel.process import Process, ProcessState
 # visible without scrolling in a docked panel.
 COLUMNS = (
     "PID", "App", "Context RAM", "State", "Tokens/s", "Model", "Priority",
-    "Calls", "Evictions", "Page-ins", "Wall time",
+    "Calls", "Evictions", "Summary", "Page-ins", "Page faults", "Wall time",
 )  # fmt: skip
-PID, APP, RAM, STATE, RATE, MODEL, PRIORITY, CALLS, EVICTIONS, PAGE_INS, WALL = range(11)
-NUMERIC = frozenset({PID, PRIORITY, RATE, CALLS, EVICTIONS, PAGE_INS, WALL})
+(PID, APP, RAM, STATE, RATE, MODEL, PRIORITY,
+ CALLS, EVICTIONS, SUMMARY, PAGE_INS, PAGE_FAULTS, WALL) = range(13)  # fmt: skip
+NUMERIC = frozenset({PID, PRIORITY, RATE, CALLS, EVICTIONS, SUMMARY, PAGE_INS, PAGE_FAULTS, WALL})
+LEAST_NEEDED = (WALL, CALLS, PAGE_INS, PRIORITY, MODEL, SUMMARY, RATE, PAGE_FAULTS, EVICTIONS)
+"""Columns a table too narrow for all of them hides, in this order (PID, app, context RAM and
+state always show)."""
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 """Model role with each cell's sort key (numbers for numeric columns)."""
 HEADER_TIPS = {
@@ -34,12 +38,15 @@ HEADER_TIPS = {
     RATE: "Tokens streamed per second, over the last two seconds",
     CALLS: "Model calls made",
     EVICTIONS: "Turns paged out of context RAM into long-term memory",
+    SUMMARY: "Tokens the running summary of the evicted turns takes in context RAM",
     PAGE_INS: "Chunks paged into context RAM from long-term memory",
+    PAGE_FAULTS: "Chunks the pager found relevant to a turn that were not in context RAM, "
+    "so it read them back from long-term memory",
     PRIORITY: "Scheduler priority, -10 to 10; higher runs first",
 }
 COLUMN_SAMPLES = {PID: "88888", APP: "Librarian", STATE: "Suspended", MODEL: "qwen2.5:0.5b",
                   PRIORITY: "+10", RAM: RAM_TEXT_SAMPLE, RATE: "888.8",
-                  WALL: "88:88:88"}  # fmt: skip
+                  SUMMARY: "888 tok", WALL: "88:88:88"}  # fmt: skip
 """Typical widest contents, for the initial column widths."""
 PRIORITY_RANGE = (-10, 10)
 
@@ -128,8 +135,8 @@ class ProcessTableModel(ColumnsModel):
             return self._cell(process, column)[0]
         if role == USAGE_ROLE and column == RAM:
             return (process.usage, process.budget)
-        if role == Qt.ItemDataRole.ToolTipRole and column == RAM:
-            return ram_tooltip(process.usage, process.budget)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return _tooltip(process, column)
         if role == Qt.ItemDataRole.TextAlignmentRole and column in NUMERIC:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role == Qt.ItemDataRole.ForegroundRole and column == STATE:
@@ -162,7 +169,34 @@ class ProcessTableModel(ColumnsModel):
             return rate, f"{rate:.1f}"
         if column == WALL:
             return counters.wall_seconds, wall_time(counters.wall_seconds)
-        count = {CALLS: counters.model_calls, EVICTIONS: counters.evictions}.get(
-            column, counters.page_ins
-        )
+        if column == SUMMARY:
+            tokens = counters.summary_tokens if process.summary else 0
+            return tokens, f"{human_tokens(tokens)} tok" if tokens else "\u2013"
+        count = {
+            CALLS: counters.model_calls,
+            EVICTIONS: counters.evictions,
+            PAGE_INS: counters.page_ins,
+            PAGE_FAULTS: counters.page_faults,
+        }[column]
         return count, str(count)
+
+
+def _tooltip(process: Process, column: int) -> str | None:
+    """What a cell's figure means for this process, in words."""
+    counters = process.counters
+    if column == RAM:
+        return ram_tooltip(process.usage, process.budget)
+    if column == EVICTIONS and counters.evictions:
+        return (
+            f"Turns 1\u2013{process.first_turn - 1} were moved to long-term memory, in "
+            f"{process.memory_folder}"
+        )
+    if column == SUMMARY and counters.summaries:
+        fallbacks = counters.summary_fallbacks
+        how = f", {fallbacks} of them extractive (the model's failed)" if fallbacks else ""
+        return (
+            f"The summary of turns 1\u2013{process.first_turn - 1} takes "
+            f"{counters.summary_tokens:,} tokens; rewritten {counters.summaries} "
+            f"time{'s' if counters.summaries != 1 else ''}{how}"
+        )
+    return None

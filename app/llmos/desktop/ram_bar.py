@@ -1,7 +1,8 @@
 """Context RAM drawn as a bar: the painter function, its texts, a meter and a table delegate.
 
-A process's context RAM is split into segments (system prompt, pinned memory, tools,
-history, paged-in memory, the answer's reserve) and the rest is free. The task manager
+A process's context RAM is split into segments (system prompt, pinned memory, the summary
+of evicted turns, tools, history, paged-in memory, the answer's reserve) and the rest is
+free. The task manager
 draws every segment; an agent window shows one pressure-coloured fill.
 """
 
@@ -23,11 +24,12 @@ from llmos.console import human_bytes as console_bytes
 from llmos.desktop.theme import Theme, current_theme
 from llmos.kernel.context import BYTES_PER_TOKEN_SHOWN, ContextUsage, Segment
 
-SEGMENT_ORDER = ("system", "pinned", "tools", "history", "paged_in", "reserve")
+SEGMENT_ORDER = ("system", "pinned", "summary", "tools", "history", "paged_in", "reserve")
 """Segments in the order they are drawn, left to right; free space comes last."""
 SEGMENT_NAMES = {
     "system": "System prompt",
     "pinned": "Pinned memory",
+    "summary": "Summary of evicted turns",
     "tools": "Tools",
     "history": "History",
     "paged_in": "Paged in",
@@ -160,14 +162,18 @@ class RamMeter(QWidget):
     """A compact context RAM meter for an agent window: a pressure-coloured bar and its
     figures beside it; the tooltip breaks it down by segment.
 
+    Args:
+        stacked: draw every segment in its colour instead of one pressure colour.
+
     Signals:
         None.
     """
 
     BAR_MIN = 48
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, *, stacked: bool = False) -> None:
         super().__init__(parent)
+        self.stacked = stacked
         self._usage: ContextUsage | None = None
         self._budget = 0
         self.setAccessibleName("Context RAM")
@@ -221,7 +227,7 @@ class RamMeter(QWidget):
         text_width = min(room, self.width() - self.BAR_MIN - 8)
         bar_height = min(10.0, self.height() - 6.0)
         bar = QRectF(1, (self.height() - bar_height) / 2, self.width() - text_width - 9, bar_height)
-        paint_ram_bar(painter, bar, self._usage, self._budget, theme, stacked=False)
+        paint_ram_bar(painter, bar, self._usage, self._budget, theme, stacked=self.stacked)
         painter.setPen(theme.text)
         painter.drawText(
             QRectF(bar.right() + 7, 0, text_width + 1, self.height()),

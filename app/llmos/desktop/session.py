@@ -29,6 +29,7 @@ from llmos.drivers.base import DriverError, ModelDriver, ModelInfo
 from llmos.drivers.model_store import ModelFileError, Progress
 from llmos.kernel.events import EventBus
 from llmos.kernel.kernel import Kernel
+from llmos.kernel.paging import MemoryLink
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,9 @@ class DesktopSession(QObject):
         self.settings = settings
         self.bus = EventBus()
         self.kernel: Kernel | None = None
+        self.memory: MemoryLink | None = None
+        """Long-term memory for the kernel's pager (the desktop sets it before ``start``);
+        without it the oldest turns of a full context are left out of requests."""
         self.status = KernelStatus()
         self._driver = driver
         self._ready: asyncio.Future[Kernel] | None = None
@@ -144,6 +148,7 @@ class DesktopSession(QObject):
                 ready, f"The model engine could not start ({type(error).__name__}: {error})."
             )
             return
+        kernel.memory = self.memory
         self.kernel = kernel
         self._reason = reason
         self._set(

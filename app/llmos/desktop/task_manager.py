@@ -8,6 +8,8 @@ and a bridge tick (a few a second) repaints the values with one ``dataChanged``.
 from __future__ import annotations
 
 from PySide6.QtCore import (
+    QEvent,
+    QObject,
     QPoint,
     QSortFilterProxyModel,
     Qt,
@@ -30,6 +32,7 @@ from llmos.desktop.history_graph import HistoryGraph
 from llmos.desktop.process_table import (
     COLUMN_SAMPLES,
     COLUMNS,
+    LEAST_NEEDED,
     PID,
     PRIORITY_RANGE,
     RAM,
@@ -44,9 +47,9 @@ from llmos.kernel.context import BYTES_PER_TOKEN_SHOWN
 from llmos.kernel.process import Process, ProcessState
 
 GRAPH_WIDTH = 360
-GRAPH_BESIDE_MIN_WIDTH = 1000
-"""Below this width a wide panel shows the table alone."""
 """The history graph's width beside the table in a wide panel."""
+GRAPH_BESIDE_MIN_WIDTH = 1100
+"""Below this width a wide panel shows the table alone."""
 QWIDGETSIZE_MAX = (1 << 24) - 1
 
 
@@ -141,10 +144,47 @@ class TaskManager(QWidget):
         table.doubleClicked.connect(self._bring_to_front)
         header, metrics = table.horizontalHeader(), table.fontMetrics()
         header.setStretchLastSection(True)
+        self._widths: list[int] = []
+        """Each column's width when shown (the last one shown stretches)."""
         for column, title in enumerate(COLUMNS):
             sample = metrics.horizontalAdvance(COLUMN_SAMPLES.get(column, "888"))
             sample += RamDelegate.BAR_WIDTH + 12 if column == RAM else 0
-            header.resizeSection(column, max(metrics.horizontalAdvance(title) + 28, sample + 14))
+            self._widths.append(max(metrics.horizontalAdvance(title) + 28, sample + 14))
+            header.resizeSection(column, self._widths[-1])
+        header.sectionResized.connect(self._on_section_resized)
+        table.installEventFilter(self)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.table and event.type() == QEvent.Type.Resize:
+            self._fit_columns()
+        return super().eventFilter(watched, event)
+
+    def _fit_columns(self) -> None:
+        """Hide the least needed columns that do not fit (a narrow dock, the memory explorer
+        beside it) rather than scroll the ones that matter out of sight."""
+        table = self.table
+        header = table.horizontalHeader()
+        # The table's new width (its viewport follows only after this event).
+        room = table.width() - 2 * table.frameWidth()
+        if table.verticalScrollBar().isVisible():
+            room -= table.verticalScrollBar().width()
+        needed = sum(self._widths)
+        hidden = set()
+        for column in LEAST_NEEDED:
+            if needed <= room:
+                break
+            hidden.add(column)
+            needed -= self._widths[column]
+        for column in range(len(COLUMNS)):
+            if header.isSectionHidden(column) != (column in hidden):
+                header.setSectionHidden(column, column in hidden)
+
+    def _on_section_resized(self, column: int, _old: int, new: int) -> None:
+        # The user's widths count; the stretched last column's does not.
+        header = self.table.horizontalHeader()
+        last = max((c for c in range(len(COLUMNS)) if not header.isSectionHidden(c)), default=-1)
+        if new > 0 and column != last:
+            self._widths[column] = new
 
     def _make_actions(self) -> None:
         keys = QKeySequence.StandardKey

@@ -28,7 +28,8 @@ class Theme:
     """The colours of one variant (light or dark) of the desktop.
 
     ``taskbar`` is translucent; ``segments`` colours the parts of a context-window bar (keys
-    ``system``, ``pinned``, ``tools``, ``history``, ``paged_in``, ``reserve`` and ``free``).
+    ``system``, ``pinned``, ``summary``, ``tools``, ``history``, ``paged_in``, ``reserve`` and
+    ``free``).
     """
 
     dark: bool
@@ -65,7 +66,7 @@ accent_text #ffffff #ffffff     border #d4d8e3 #33384a         taskbar #e0f8f9fd
 ok #16a34a #4ade80              warn #d97706 #fbbf24           bad #dc2626 #f87171
 user_bubble #dfe5ff #2e3670     assistant_bubble #ffffff #222636
 segment.system #6366f1 #818cf8  segment.pinned #a855f7 #c084fc segment.tools #14b8a6 #2dd4bf
-segment.history #3b82f6 #60a5fa segment.paged_in #f59e0b #fbbf24
+segment.history #3b82f6 #60a5fa segment.paged_in #f59e0b #fbbf24 segment.summary #ec4899 #f472b6
 segment.reserve #94a3b8 #64748b segment.free #e3e6ee #2a2e3d
 button #ffffff #272b3a          tooltip #262a38 #2d3246        tooltip_text #f4f5f9 #e4e7f1
 link #4f5bd5 #a3acff            link_visited #7c3aed #c4a5ff   accent_hover #5866ef #6977ff
