@@ -794,6 +794,13 @@ class Kernel:
             counter.learn_answer(reply, stats.completion_tokens)
         self._set_state(process, ProcessState.READY)
         self._account(process)
+        if reported is not None:
+            # What was learned changes every idle process's count on this model (the tool
+            # schemas' cost, the scale): recount them so the task manager stays true.
+            idle = [p for p in self.processes if p.alive and not p.busy and p is not process]
+            for other in idle:
+                if other.model == process.model:
+                    self._account(other)
         return TurnResult(
             pid=process.pid,
             answer=answer,

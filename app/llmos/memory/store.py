@@ -312,7 +312,12 @@ class MemoryStore:
         if name in self._vectors:
             return self._vectors[name]
         if name in await self._table_names():
-            table = await self._db.open_table(name)
+            try:
+                table = await self._db.open_table(name)
+            except ValueError:
+                if dim is not None:
+                    raise
+                return None  # listed, but still being created (by the indexer): not yet
         elif dim is None:
             return None
         else:
