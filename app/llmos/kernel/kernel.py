@@ -685,12 +685,14 @@ class Kernel:
         """
         call_id = next(self._call_ids)
         queued = time.perf_counter()
+        self._set_state(process, ProcessState.WAITING)
         self.bus.publish(SyscallQueued(process.pid, call_id, name, process.priority))
         lease = await self.scheduler.acquire(process.pid, process.priority)
         started = time.perf_counter()
         outcome, error = "cancelled", ""
         parts: list[str] = []
         try:
+            self._set_state(process, ProcessState.RUNNING)
             self.bus.publish(SyscallStarted(process.pid, call_id, name, started - queued))
             request = ChatRequest(
                 model=process.model,
