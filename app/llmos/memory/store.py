@@ -112,6 +112,12 @@ class MemoryStore:
         rows = await self._documents.query().where(where).to_list()
         return sorted((Document.from_row(row) for row in rows), key=lambda d: d.path)
 
+    async def revs_within(self, folder: str) -> list[str]:
+        """The current revision of every document within ``folder`` (read as Arrow: fast
+        for folders of many thousands)."""
+        query = self._documents.query().where(paths.within_filter("folder", folder))
+        return list((await query.select(["rev"]).to_arrow()).column("rev").to_pylist())
+
     async def documents_by_rev(self, revs: Iterable[str]) -> dict[str, Document]:
         out = {}
         for where in _in_filters("rev", revs):
