@@ -323,3 +323,25 @@ async def test_pages_that_come_and_go_never_push_a_request_over_the_window(paged
         result = await kernel.send(process.pid, text)
         assert not result.over_budget, (number, result.prompt_tokens_reported)
     assert process.counters.overflows == 0 and process.counters.page_faults > 0
+
+
+async def test_the_pagers_pages_make_way_for_the_users(paged_kernel, backing):
+    await backing.save("/Documents/rivers.md", "The Danube river flows to the Black Sea.\n" * 30,
+                       kind="document", title="rivers")  # fmt: skip
+    kernel = paged_kernel(2048)
+    process = await kernel.spawn("chat")
+    await kernel.send(process.pid, "Where does the Danube river flow?")
+    pagers = [page.key for page in process.paged_in if page.by_pager]
+    assert pagers
+    room, without = kernel.page_room(process.pid), kernel.page_room(process.pid, pagers)
+
+    def page(words: int) -> Page:
+        return Page("/Notes/n.md", "/Notes/n.md", "whole document", "note " * words)
+
+    words = 1
+    while kernel.page_cost(process.pid, page(words)) <= room:
+        words += 1
+    mine = page(words)  # too big beside the pager's pages, fits without them
+    assert kernel.page_cost(process.pid, mine) <= without
+    kernel.page_in(process.pid, [mine])
+    assert process.paged_in == [mine]

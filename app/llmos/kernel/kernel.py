@@ -377,7 +377,8 @@ class Kernel:
         A page whose key the process already holds replaces that page in place; others are
         added after the pages held. Chunks are never held twice: a page whose chunks another
         page already holds is skipped, and a held page whose chunks a new page holds (one
-        chunk of a document, then the whole document) is taken out. Allowed while a turn is
+        chunk of a document, then the whole document) is taken out. The pager's pages make
+        way for the user's when both do not fit. Allowed while a turn is
         in flight: the pages go into the next request (a preempted or suspended turn picks
         them up when it resumes).
 
@@ -405,6 +406,13 @@ class Kernel:
         sources = [page.source for page in incoming.values()]
         tokens = sum(self.page_cost(pid, page) for page in incoming.values())
         room = self.page_room(pid, replacing=[*incoming.keys(), *superseded])
+        pagers = {page.key for page in held if page.by_pager and page.key not in incoming}
+        if tokens > room and pagers:
+            # What the user puts in beats what the pager chose: its pages make way.
+            without = self.page_room(pid, replacing=[*incoming.keys(), *superseded, *pagers])
+            if tokens <= without:
+                superseded |= pagers
+                room = without
         if tokens > room:
             raise PageTooLarge(sources, tokens=tokens, room=room, budget=process.budget)
         held_chunks = {chunk for page in held for chunk in page.chunk_ids}
