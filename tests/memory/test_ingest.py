@@ -315,6 +315,7 @@ async def test_a_search_does_not_wait_for_a_busy_embedding_model(
 
     monkeypatch.setattr(search_module, "QUERY_EMBED_SECONDS", 0.2)
     monkeypatch.setattr(vector_memory.embedder.driver, "embed", busy)
-    result = await asyncio.wait_for(vector_memory.search("quokka"), 5)
+    # A new query (the last few are remembered) while the model is busy.
+    result = await asyncio.wait_for(vector_memory.search("quokka island"), 5)
     assert result.mode == "text" and "busy" in result.note
     assert result.hits[0].document.name == "a.txt"

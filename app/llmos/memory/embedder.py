@@ -9,8 +9,9 @@ text alone and says so.
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from llmos.drivers.base import DriverError, ModelDriver, ModelInfo
 
@@ -18,6 +19,8 @@ log = logging.getLogger(__name__)
 
 PREFERRED = ("nomic-embed-text", "all-minilm", "mxbai-embed-large", "bge-m3", "snowflake-arctic")
 OFF = "none"
+QUERY_CACHE = 16
+"""Query vectors an embedder keeps."""
 
 
 @dataclass(slots=True)
@@ -30,9 +33,22 @@ class Embedder:
     batch_size: int = 32
     owns_driver: bool = False
     """True when the driver exists only to embed, so memory closes it."""
+    _queries: OrderedDict[str, list[float]] = field(default_factory=OrderedDict, repr=False)
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
         return await self.driver.embed(self.model, texts)
+
+    async def embed_query(self, text: str) -> list[float]:
+        """One search query's vector; the last few are kept, as the pager searches a
+        process's own pages and then all memory for the same turn."""
+        if text in self._queries:
+            self._queries.move_to_end(text)
+            return self._queries[text]
+        (vector,) = await self.embed([text])
+        self._queries[text] = vector
+        while len(self._queries) > QUERY_CACHE:
+            self._queries.popitem(last=False)
+        return vector
 
 
 @dataclass(frozen=True, slots=True)

@@ -154,7 +154,7 @@ async def _vector_ranking(
     try:
         # asyncio.timeout, not wait_for (on 3.11 wait_for can swallow a cancellation).
         async with asyncio.timeout(QUERY_EMBED_SECONDS):
-            (vector,) = await embedder.embed([query])
+            vector = await embedder.embed_query(query)
     except DriverError as error:
         log.warning("query embedding failed: %s", error.message)
         return [], f"{embedder.model} is unavailable ({error.message})"
