@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from llmos import __version__, ingest_cli, memory_cli
+from llmos.apps import store as app_store
 from llmos.apps.manifest import ManifestError
+from llmos.apps.permissions import describe
 from llmos.apps.registry import AppNotFound, AppRegistry
 from llmos.bootstrap import MemoryLink, choose_engine, open_kernel
 from llmos.config import ENGINES, Settings, SettingsError, load_settings
@@ -39,6 +41,7 @@ _USER_ERRORS = (
     SettingsError,
     AppNotFound,
     ManifestError,
+    app_store.AppStoreError,
     PromptTooLarge,
     MemoryStoreError,
     MemoryPathError,
@@ -106,7 +109,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--priority", type=int, default=None, help="scheduler priority")
 
-    commands.add_parser("apps", parents=[flags], help="list installed apps")
+    apps = commands.add_parser("apps", parents=[flags], help="list, install or remove apps")
+    app_commands = apps.add_subparsers(dest="apps_command", metavar="ACTION")
+    app_commands.add_parser("ls", parents=[flags], help="list installed apps (default)")
+    install = app_commands.add_parser(
+        "install", parents=[flags], help="install an app from its manifest file or folder"
+    )
+    install.add_argument("path", help="an app.toml, or a folder holding one")
+    install.add_argument("-y", "--yes", action="store_true", help="grant its permissions")
+    remove = app_commands.add_parser("rm", parents=[flags], help="remove a user app")
+    remove.add_argument("id", help="the app's id")
+    remove.add_argument("-y", "--yes", action="store_true", help="do not ask")
 
     models = commands.add_parser("models", parents=[flags], help="list, pull or remove models")
     model_commands = models.add_subparsers(dest="models_command", metavar="ACTION")
@@ -477,15 +490,65 @@ def _read_prompt(given: str) -> str | None:
 
 
 async def cmd_apps(args: argparse.Namespace, settings: Settings) -> int:
+    action = getattr(args, "apps_command", None) or "ls"
+    if action == "install":
+        return _install_app(args, settings)
+    if action == "rm":
+        return _remove_app(args, settings)
     registry = AppRegistry.default(settings.data_dir)
-    rows = [("ID", "NAME", "VERSION", "DESCRIPTION")]
-    rows += [(app.id, app.name, app.version, app.description) for app in registry]
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    for row in rows:
-        print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3])), row[3])
+    user = app_store.apps_folder(settings.data_dir)
+    rows = [("ID", "NAME", "VERSION", "FROM", "PERMISSIONS")]
+    for app in registry:
+        where = "user" if app.source and user in app.source.parents else "built-in"
+        granted = ", ".join(app.permissions.syscalls) or "none"
+        rows.append((app.id, app.name, app.version, where, granted))
+    print_table(rows)
     for problem in registry.errors:
         print(f"llmos: skipped an app: {problem}", file=sys.stderr)
     return 0
+
+
+def _install_app(args: argparse.Namespace, settings: Settings) -> int:
+    candidate = app_store.inspect(Path(args.path), settings.data_dir)
+    app = candidate.manifest
+    verb = f"Update {app.name} {candidate.replaces.version} to" if candidate.replaces else "Install"
+    print(f"{verb} {app.name} {app.version} ({app.id}) by {app.author or 'an unknown author'}.")
+    if app.description:
+        print(f"  {app.description}")
+    granted = describe(app.permissions.syscalls)
+    print("It asks to:" if granted else "It asks for no permissions.")
+    for line in granted:
+        print(f"  - {line}")
+    if not args.yes and not _confirm("Install it and grant these permissions?"):
+        print("Not installed.")
+        return 1
+    installed = app_store.install(candidate, settings.ensure_data_dir())
+    print(
+        f"Installed {installed.name} {installed.version}: run it with `llmos run {installed.id}`."
+    )
+    return 0
+
+
+def _remove_app(args: argparse.Namespace, settings: Settings) -> int:
+    registry = AppRegistry.default(settings.data_dir)
+    app = registry.get(args.id)  # a clear error for an unknown id
+    if not args.yes and not _confirm(f"Remove {app.name} ({app.id})?"):
+        print("Not removed.")
+        return 1
+    removed = app_store.remove(args.id, settings.data_dir)
+    print(f"Removed {removed.name}.")
+    return 0
+
+
+def _confirm(question: str) -> bool:
+    """Ask on the terminal; without one (a script), the answer is no: pass --yes."""
+    if sys.stdin is None or not sys.stdin.isatty():
+        print(f"{question} There is no terminal to ask on; pass --yes.", file=sys.stderr)
+        return False
+    try:
+        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+    except EOFError:
+        return False
 
 
 async def cmd_models(args: argparse.Namespace, settings: Settings) -> int:

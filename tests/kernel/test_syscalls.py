@@ -218,3 +218,62 @@ async def test_results_too_large_for_the_window_are_replaced_and_the_turn_answer
         assert [m["role"] for m in process.history] == ["user", "assistant"]
     finally:
         await kernel.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        ("(17 * 3) / 4", "(17 * 3) / 4 = 12.75"),
+        ("2^10 + sqrt(16)", "2^10 + sqrt(16) = 1028"),
+        ("-7 // 2 % 5", "-7 // 2 % 5 = 1"),
+        ("round(pi, 3)", "round(pi, 3) = 3.142"),
+    ],
+)
+async def test_the_calculator_evaluates_arithmetic(kernel, expression, expected):
+    process = await kernel.spawn(app("calculator"), model="qwen2.5:0.5b")
+    call = {"function": {"name": "calculator", "arguments": {"expression": expression}}}
+    assert (await kernel.syscalls.dispatch(process, call))[1] == expected
+
+
+@pytest.mark.parametrize(
+    ("expression", "error"),
+    [
+        ("__import__('os').system('ls')", "is not arithmetic"),
+        ("(1).__class__", "is not arithmetic"),
+        ("9 ** 9 ** 9", "exponents above 1000"),
+        ("1 / 0", "cannot be evaluated"),
+        ("2 +", "is not an arithmetic expression"),
+    ],
+)
+async def test_the_calculator_evaluates_nothing_else(kernel, expression, error):
+    process = await kernel.spawn(app("calculator"), model="qwen2.5:0.5b")
+    call = {"function": {"name": "calculator", "arguments": {"expression": expression}}}
+    _, result = await kernel.syscalls.dispatch(process, call)
+    assert result.startswith("Error: ") and error in result
+
+
+async def test_clock_models_and_processes_and_the_audit_log(kernel):
+    process = await kernel.spawn(
+        app("clock", "models.list", "processes.list"), model="qwen2.5:0.5b"
+    )
+    other = await kernel.spawn("chat", model="tiny:latest")
+    dispatch = kernel.syscalls.dispatch
+
+    async def call(name: str) -> str:
+        return (await dispatch(process, {"function": {"name": name, "arguments": {}}}))[1]
+
+    assert __import__("time").strftime("%Y-") in await call("clock")
+    models = await call("list_models")
+    assert "qwen2.5:0.5b: completion, tools, context 32768" in models
+    processes = await call("list_processes")
+    assert f"pid {process.pid} (you): Agent, ready" in processes
+    assert f"pid {other.pid}: Chat, ready, context RAM" in processes
+    assert (await call("memory_search")).startswith("Error: Agent has no permission")
+    log = [(entry.tool, entry.permission, entry.outcome) for entry in process.audit]
+    assert log == [
+        ("clock", "clock", "ok"),
+        ("list_models", "models.list", "ok"),
+        ("list_processes", "processes.list", "ok"),
+        ("memory_search", "memory.search", "refused"),
+    ]
+    assert "no permission" in process.audit[-1].error

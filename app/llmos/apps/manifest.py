@@ -19,7 +19,7 @@ A manifest looks like this (every key but ``id`` and ``name`` has a default)::
     reserve = 1024                   # tokens kept free for the answer (num_predict)
 
     [permissions]
-    syscalls = []                    # tools the app may call (the App Store issue adds them)
+    syscalls = ["memory.search"]     # syscalls the app may make (llmos.apps.permissions)
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from llmos.apps.permissions import SYSCALLS
 
 _ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 
@@ -49,6 +51,17 @@ class Permissions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     syscalls: tuple[str, ...] = ()
+
+    @field_validator("syscalls")
+    @classmethod
+    def _known(cls, syscalls: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [name for name in syscalls if name not in SYSCALLS]
+        if unknown:
+            raise ValueError(
+                f"unknown syscall {', '.join(map(repr, unknown))} "
+                f"(known: {', '.join(sorted(SYSCALLS))})"
+            )
+        return tuple(dict.fromkeys(syscalls))
 
 
 class AppManifest(BaseModel):

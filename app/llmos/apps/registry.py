@@ -33,6 +33,8 @@ class AppRegistry:
         self.errors: list[str] = []
         for folder in folders:
             for path in sorted(folder.glob(f"*/{MANIFEST_NAME}")) if folder.is_dir() else ():
+                if path.parent.name.startswith("."):
+                    continue  # an install in progress, or one a crash left half-way
                 try:
                     manifest = AppManifest.from_toml(path)
                 except ManifestError as error:

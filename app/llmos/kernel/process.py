@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -65,6 +66,23 @@ class ProcessCounters:
         return (self.ended_at or time.time()) - self.started_at
 
 
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One syscall a process made, as its audit log keeps it."""
+
+    at: float
+    tool: str
+    permission: str
+    outcome: str
+    """``ok``, ``refused`` (not granted) or ``failed``."""
+    error: str
+    seconds: float
+
+
+AUDIT_ENTRIES = 500
+"""Syscalls a process's audit log keeps (the oldest go first)."""
+
+
 @dataclass(eq=False)
 class Process:
     """An agent app instance. The kernel owns and mutates it; everyone else reads."""
@@ -100,6 +118,8 @@ class Process:
     """What the process's model can do (``tools``, ``vision``, ...)."""
     tools: list[Tool] | None = None
     """The syscalls offered to its model as tools (None: none are)."""
+    audit: deque[AuditEntry] = field(default_factory=lambda: deque(maxlen=AUDIT_ENTRIES))
+    """The syscalls it made, newest last."""
 
     # Kernel-private run state.
     _turn: asyncio.Task[Any] | None = field(default=None, repr=False)
@@ -110,6 +130,9 @@ class Process:
 
     def __post_init__(self) -> None:
         self._resumed.set()
+
+    def record(self, entry: AuditEntry) -> None:
+        self.audit.append(entry)
 
     @property
     def alive(self) -> bool:

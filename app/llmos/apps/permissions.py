@@ -1,0 +1,38 @@
+"""The syscalls an app's manifest may ask for, in words a user can judge before installing.
+
+An app's ``[permissions] syscalls`` lists names from :data:`SYSCALLS`; the kernel offers a
+process only the tools of the syscalls its app was granted (:mod:`llmos.kernel.syscalls`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Permission:
+    name: str
+    words: str
+    """What granting it lets the app do, for the App Store and ``llmos apps install``."""
+    sensitive: bool = False
+    """Reaches outside the app's own memory: the desktop asks before each use."""
+
+
+SYSCALLS: dict[str, Permission] = {
+    p.name: p
+    for p in (
+        Permission("memory.search", "search long-term memory (documents, notes)"),
+        Permission("memory.read", "read documents in long-term memory"),
+        Permission("memory.note", "save notes to long-term memory (/Notes)"),
+        Permission("memory.core", "edit its own core memory"),
+        Permission("clock", "read the date and time"),
+        Permission("calculator", "evaluate arithmetic"),
+        Permission("models.list", "list the installed models and what they can do"),
+        Permission("processes.list", "list the running processes"),
+    )
+}
+
+
+def describe(syscalls: tuple[str, ...] | list[str]) -> list[str]:
+    """One line per permission: its name and what it allows."""
+    return [f"{name}: {SYSCALLS[name].words}" for name in syscalls if name in SYSCALLS]
