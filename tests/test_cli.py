@@ -358,3 +358,59 @@ def test_run_turns_reports_a_turn_too_large_and_goes_on(capsys, ollama_server, t
 def test_run_turns_without_a_file_says_so(capsys, tmp_path):
     code, _, err = run_cli(capsys, "run", "chat", "--turns", str(tmp_path / "nope.txt"))
     assert code == 1 and "could not be read" in err
+
+
+@pytest.mark.parametrize("allow", [False, True])
+def test_run_headless_denies_sensitive_syscalls_unless_allowed(
+    capsys, ollama_server, tmp_path, allow
+):
+    secret = tmp_path / "plan.txt"
+    secret.write_text("The plan is 42.", encoding="utf-8")
+    manifest = tmp_path / "reader.toml"
+    manifest.write_text(
+        'id = "reader"\nname = "Reader"\n[permissions]\nsyscalls = ["files.read"]\n',
+        encoding="utf-8",
+    )
+    assert main(["apps", "install", str(manifest), "--yes"]) == 0
+    capsys.readouterr()
+
+    def responder(model, messages, tools):
+        if messages[-1]["role"] == "user":
+            return {
+                "tool_calls": [
+                    {"function": {"name": "read_file", "arguments": {"path": str(secret)}}}
+                ]
+            }
+        if (
+            messages[-1]["role"] == "tool"
+            and len([m for m in messages if m["role"] == "tool"]) == 1
+        ):
+            # A document's text tries to grant itself a permission: it cannot.
+            return {
+                "tool_calls": [
+                    {
+                        "function": {
+                            "name": "memory_save_note",
+                            "arguments": {"title": "x", "text": "y"},
+                        }
+                    }
+                ]
+            }
+        return "done"
+
+    ollama_server.responder = responder
+    args = ["run", "reader", "--prompt", "Read my plan.", "--json"]
+    args += ["--ollama-host", ollama_server.host, "--model", "qwen2.5:0.5b"]
+    code, out, err = run_cli(capsys, *args, *(["--allow", "files.read"] if allow else []))
+    assert code == 0, err
+    calls = json.loads(out)["syscalls"]
+    assert [(c["tool"], c["outcome"]) for c in calls] == [
+        ("read_file", "ok" if allow else "refused"),
+        ("memory_save_note", "refused"),
+    ]
+    assert "memory.note refused: Reader has no permission for memory.note" in err
+    told = [m for m in ollama_server.requests if m["path"] == "/api/chat"][1]["body"]["messages"][
+        -1
+    ]
+    assert ("The plan is 42." in told["content"]) is allow
+    assert ("files.read refused" in err) is not allow

@@ -18,7 +18,7 @@ from typing import Any
 from llmos import __version__, ingest_cli, memory_cli
 from llmos.apps import store as app_store
 from llmos.apps.manifest import ManifestError
-from llmos.apps.permissions import describe
+from llmos.apps.permissions import SYSCALLS, describe
 from llmos.apps.registry import AppNotFound, AppRegistry
 from llmos.bootstrap import MemoryLink, choose_engine, open_kernel
 from llmos.config import ENGINES, Settings, SettingsError, load_settings
@@ -28,7 +28,7 @@ from llmos.drivers.base import DriverError, ModelDriver, ModelInfo
 from llmos.drivers.model_store import ModelFileError
 from llmos.kernel.context import PromptTooLarge
 from llmos.kernel.errors import KernelError, ProcessGone
-from llmos.kernel.events import TokenStreamed
+from llmos.kernel.events import SyscallFinished, TokenStreamed
 from llmos.kernel.kernel import Kernel, TurnResult
 from llmos.kernel.process import Process
 from llmos.memory.errors import MemoryStoreError
@@ -108,6 +108,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="print one JSON object at the end (with --turns: one line per turn)",
     )
     run.add_argument("--priority", type=int, default=None, help="scheduler priority")
+    run.add_argument(
+        "--allow",
+        action="append",
+        default=[],
+        metavar="SYSCALL",
+        choices=sorted(name for name, p in SYSCALLS.items() if p.sensitive),
+        help="allow a sensitive syscall the app was granted without asking (headless runs "
+        "have no one to ask, so they deny them otherwise); repeatable",
+    )
 
     apps = commands.add_parser("apps", parents=[flags], help="list, install or remove apps")
     app_commands = apps.add_subparsers(dest="apps_command", metavar="ACTION")
@@ -314,6 +323,14 @@ async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         kernel, choice = await open_kernel(settings, progress=progress)
     memory = MemoryLink(settings, kernel)
     kernel.memory = memory
+    kernel.consent.allowed.update(args.allow)
+
+    def refused(event: SyscallFinished) -> None:
+        # Headless, a refused syscall is reported as it happens (and kept in the audit log).
+        if event.outcome == "refused":
+            print(f"llmos: pid {event.pid}: {event.name} refused: {event.error}", file=sys.stderr)
+
+    kernel.bus.subscribe(refused, SyscallFinished)
     try:
         process = await kernel.spawn(args.app, priority=args.priority, model=choice.model)
         if args.turns is not None:
@@ -382,6 +399,10 @@ def _result_json(kernel: Kernel, process: Process, result: TurnResult) -> dict[s
         "completion_tokens": result.completion_tokens,
         "dropped_turns": result.dropped_turns,
         "done_reason": result.done_reason,
+        "syscalls": [
+            {"tool": e.tool, "permission": e.permission, "outcome": e.outcome, "error": e.error}
+            for e in result.syscalls
+        ],
     }
 
 

@@ -116,19 +116,20 @@ async def test_notes_are_saved_to_memory_and_read_back_a_page_at_a_time(kernel, 
         process,
         {"function": {"name": "memory_save_note", "arguments": {"title": "Plan", "text": text}}},
     )
-    assert name == "memory_save_note" and saved == "Saved the note as /Notes/Plan.md."
+    assert name == "memory_save_note" and saved == "Saved the note as /Notes/agent/Plan.md."
     (note,) = await memory.store.documents("/Notes")
     assert note.kind == "note"
     _, page_one = await calls.dispatch(
-        process, {"function": {"name": "memory_read", "arguments": '{"path": "/Notes/Plan.md"}'}}
+        process, {"function": {"name": "memory_read", "arguments": '{"path": "/Notes/agent/Plan.md"}'}}
     )
-    assert page_one.startswith("/Notes/Plan.md (") and "call memory_read with page 2" in page_one
+    assert page_one.startswith("/Notes/agent/Plan.md (")
+    assert "call memory_read with page 2" in page_one
     assert len(page_one) <= 1600
     _, beyond = await calls.dispatch(
         process,
-        {"function": {"name": "memory_read", "arguments": {"path": "/Notes/Plan.md", "chunk": 99}}},
+        {"function": {"name": "memory_read", "arguments": {"path": "/Notes/agent/Plan.md", "chunk": 99}}},
     )
-    assert beyond.startswith("Error: /Notes/Plan.md has chunks 1-")
+    assert beyond.startswith("Error: /Notes/agent/Plan.md has chunks 1-")
     _, missing = await calls.dispatch(
         process, {"function": {"name": "memory_read", "arguments": {}}}
     )

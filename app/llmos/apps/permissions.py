@@ -23,12 +23,18 @@ SYSCALLS: dict[str, Permission] = {
     for p in (
         Permission("memory.search", "search long-term memory (documents, notes)"),
         Permission("memory.read", "read documents in long-term memory"),
-        Permission("memory.note", "save notes to long-term memory (/Notes)"),
+        Permission("memory.note", "save notes to long-term memory (in its own /Notes folder)"),
         Permission("memory.core", "edit its own core memory"),
         Permission("clock", "read the date and time"),
         Permission("calculator", "evaluate arithmetic"),
         Permission("models.list", "list the installed models and what they can do"),
         Permission("processes.list", "list the running processes"),
+        Permission(
+            "processes.spawn",
+            "start processes of other apps and wait for their results (asks beyond two at once)",
+        ),
+        Permission("processes.message", "send messages to other processes and read its own"),
+        Permission("files.read", "read files on this computer (asks for each file)", True),
     )
 }
 

@@ -21,7 +21,8 @@ class ProcessGone(KernelError):
     """The process exited (or was killed) before or during the call."""
 
     def __init__(self, pid: int, reason: str) -> None:
-        super().__init__(f"Process {pid} has {reason}.")
+        ended = {"killed": "was killed", "exited": "has exited"}.get(reason, f"ended ({reason})")
+        super().__init__(f"Process {pid} {ended}.")
         self.pid = pid
         self.reason = reason
 

@@ -27,6 +27,7 @@ from llmos.drivers.base import (
     ModelInfo,
     Tool,
 )
+from llmos.kernel.consent import ConsentBook
 from llmos.kernel.context import ContextUsage, FittedRequest, PromptTooLarge, fit_request
 from llmos.kernel.errors import (
     ModelCallFailed,
@@ -50,7 +51,7 @@ from llmos.kernel.events import (
 )
 from llmos.kernel.pages import Page, page_room
 from llmos.kernel.paging import MemoryLink, Pager, PagingPolicy, memory_folder
-from llmos.kernel.process import Process, ProcessState
+from llmos.kernel.process import AuditEntry, Mail, Process, ProcessState
 from llmos.kernel.scheduler import Lease, Scheduler
 from llmos.kernel.syscalls import Syscalls
 from llmos.kernel.tokens import Calibration, TokenCounter
@@ -93,6 +94,8 @@ class TurnResult:
     """Chunks paged into context RAM during the turn."""
     page_faults: int = 0
     """Of those, chunks the pager found relevant and had to bring in."""
+    syscalls: tuple[AuditEntry, ...] = ()
+    """The syscalls the model made during the turn."""
 
 
 @dataclass
@@ -152,6 +155,9 @@ class Kernel:
         self.pager = Pager(self, paging)
         self.pager.link = memory
         self.syscalls = Syscalls(self)
+        self.consent = ConsentBook()
+        """Who may make sensitive syscalls; the desktop sets its ``asker``."""
+        self._jobs: dict[int, asyncio.Task[TurnResult]] = {}
 
     @property
     def memory(self) -> MemoryLink | None:
@@ -181,6 +187,7 @@ class Kernel:
         priority: int | None = None,
         parent_pid: int | None = None,
         model: str | None = None,
+        detached: bool = False,
     ) -> Process:
         """Start a process of ``app`` on the best available model.
 
@@ -199,6 +206,7 @@ class Kernel:
             budget=budget,
             reserve=reserve,
             parent_pid=parent_pid,
+            detached=detached,
             options=dict(self.options),
         )
         process.memory_folder = memory_folder(manifest.id, process.pid, time.time())
@@ -511,6 +519,7 @@ class Kernel:
             process.counters.page_faults,
         )
         completion = 0
+        audited = process.counters.syscalls
         try:
             results: list[Message] = []
             for rounds in itertools.count():
@@ -547,8 +556,10 @@ class Kernel:
         finally:
             process._tools_off = False
         counters = process.counters
+        made = counters.syscalls - audited  # the newest entries of the audit log
         return replace(
             result,
+            syscalls=tuple(process.audit)[-made:] if made else (),
             completion_tokens=completion,
             evicted=counters.evictions - before[0],
             paged_in=counters.page_ins - before[1],
@@ -886,7 +897,43 @@ class Kernel:
         process.state = state
         self.bus.publish(ProcessStateChanged(process.pid, old.value, state.value))
 
+    def children(self, pid: int) -> list[Process]:
+        """The live processes ``pid`` started."""
+        return [p for p in self.processes if p.parent_pid == pid and p.alive]
+
+    def start(self, pid: int, text: str) -> asyncio.Task[TurnResult]:
+        """Send a process a message without waiting: the turn runs as a task, whose result
+        :meth:`result` waits for (a parent giving a child its job)."""
+        job = asyncio.create_task(self.send(pid, text), name=f"llmos-job-{pid}")
+        self._jobs[pid] = job
+        job.add_done_callback(lambda _: None if job.cancelled() else job.exception())
+        return job
+
+    async def result(self, pid: int, within: float) -> TurnResult | None:
+        """The answer to the message :meth:`start` gave ``pid``; None if not done within
+        ``within`` seconds.
+
+        Raises:
+            NoSuchProcess: nothing was started for ``pid``.
+            ProcessGone, ModelCallFailed, PromptTooLarge: the job failed so.
+        """
+        job = self._jobs.get(pid)
+        if job is None:
+            raise NoSuchProcess(pid)
+        done, _ = await asyncio.wait([job], timeout=within)
+        return job.result() if done else None
+
+    def post(self, sender: int, pid: int, text: str) -> None:
+        """Leave a message in a process's mailbox."""
+        target = self.get(pid)
+        if not target.alive:
+            raise ProcessGone(pid, target.exit_reason)
+        target.mailbox.append(Mail(sender, text, time.time()))
+
     def _end(self, process: Process, reason: str) -> None:
+        for child in self.children(process.pid):
+            if not child.detached:  # a child ends with its parent
+                self._end(child, reason)
         if process._lease is not None:
             # Free the slot now; the cancelled turn's own release is then a no-op.
             self.scheduler.release(process._lease)

@@ -104,7 +104,9 @@ async def _save_note(calls: Syscalls, process: Process, args: dict[str, Any]) ->
     name = re.sub(r"[/\\\x00-\x1f]+", " ", title).strip(" .") or "note"
     backing = await calls.backing()
     body = f"# {title}\n\n{text}\n\n_Saved by {process.app.name} (pid {process.pid})._\n"
-    saved = await backing.save(f"{paths.NOTES}/{name}.md", body, kind="note", title=title)
+    # Each app writes into its own folder of /Notes: never over another app's notes.
+    folder = paths.join(paths.NOTES, process.app.id)
+    saved = await backing.save(f"{folder}/{name}.md", body, kind="note", title=title)
     return f"Saved the note as {saved}."
 
 

@@ -49,6 +49,8 @@ class ProcessCounters:
     """Turns paged out of context RAM into long-term memory."""
     page_ins: int = 0
     """Chunks paged into context RAM from long-term memory (a page without chunks is one)."""
+    syscalls: int = 0
+    """Syscalls made (tool calls the kernel ran, refused ones included)."""
     page_faults: int = 0
     """Chunks the pager found relevant to a turn that were not in context RAM (so were read
     back from long-term memory)."""
@@ -79,6 +81,17 @@ class AuditEntry:
     seconds: float
 
 
+@dataclass(frozen=True, slots=True)
+class Mail:
+    """A message one process sent another."""
+
+    sender: int
+    text: str
+    at: float
+
+
+MAILBOX_SIZE = 100
+"""Unread messages a process keeps (the oldest go first)."""
 AUDIT_ENTRIES = 500
 """Syscalls a process's audit log keeps (the oldest go first)."""
 
@@ -96,6 +109,8 @@ class Process:
     reserve: int
     """Tokens kept free for the answer (``num_predict``)."""
     parent_pid: int | None = None
+    detached: bool = False
+    """Outlives its parent (otherwise it ends when its parent does)."""
     state: ProcessState = ProcessState.READY
     history: list[Message] = field(default_factory=list)
     pinned: list[Message] = field(default_factory=list)
@@ -120,6 +135,8 @@ class Process:
     """The syscalls offered to its model as tools (None: none are)."""
     audit: deque[AuditEntry] = field(default_factory=lambda: deque(maxlen=AUDIT_ENTRIES))
     """The syscalls it made, newest last."""
+    mailbox: deque[Mail] = field(default_factory=lambda: deque(maxlen=MAILBOX_SIZE))
+    """Messages other processes sent it, oldest first, not yet read."""
 
     # Kernel-private run state.
     _turn: asyncio.Task[Any] | None = field(default=None, repr=False)
@@ -133,6 +150,7 @@ class Process:
 
     def record(self, entry: AuditEntry) -> None:
         self.audit.append(entry)
+        self.counters.syscalls += 1
 
     @property
     def alive(self) -> bool:

@@ -17,6 +17,10 @@ class SyscallError(Exception):
     """A syscall cannot be done; the message goes to the model."""
 
 
+class SyscallRefused(SyscallError):
+    """A syscall was not allowed (not granted, or the user said no); logged as ``refused``."""
+
+
 Handler = Callable[["Syscalls", "Process", dict[str, Any]], Awaitable[str]]
 TEXT: dict[str, Any] = {"type": "string"}
 INTEGER: dict[str, Any] = {"type": "integer"}

@@ -22,7 +22,8 @@ from llmos.drivers.base import Tool
 from llmos.kernel.events import SyscallFinished, SyscallQueued, SyscallStarted
 from llmos.kernel.memory_syscalls import MEMORY_SYSCALLS
 from llmos.kernel.process import AuditEntry
-from llmos.kernel.syscall_table import Syscall, SyscallError
+from llmos.kernel.process_syscalls import PROCESS_SYSCALLS
+from llmos.kernel.syscall_table import Syscall, SyscallError, SyscallRefused
 from llmos.kernel.system_syscalls import SYSTEM_SYSCALLS
 
 if TYPE_CHECKING:
@@ -44,7 +45,7 @@ class Syscalls:
     def __init__(self, kernel: Kernel) -> None:
         self.kernel = kernel
         self.table: dict[str, Syscall] = {
-            call.tool: call for call in (*MEMORY_SYSCALLS, *SYSTEM_SYSCALLS)
+            call.tool: call for call in (*MEMORY_SYSCALLS, *SYSTEM_SYSCALLS, *PROCESS_SYSCALLS)
         }
 
     def tools(self, process: Process) -> list[Tool] | None:
@@ -77,8 +78,7 @@ class Syscalls:
             if syscall is None:
                 raise SyscallError(f"There is no tool named '{name}'.")
             if permission not in process.app.permissions.syscalls:
-                outcome = "refused"
-                raise SyscallError(
+                raise SyscallRefused(
                     f"{process.app.name} has no permission for {permission}; the call was refused."
                 )
             arguments = _arguments(function.get("arguments"))
@@ -87,7 +87,7 @@ class Syscalls:
                 raise SyscallError(f"{name} needs {', '.join(missing)}.")
             result = await syscall.handler(self, process, arguments)
         except SyscallError as refused:
-            outcome = "refused" if outcome == "refused" else "failed"
+            outcome = "refused" if isinstance(refused, SyscallRefused) else "failed"
             error = str(refused)
             result = f"Error: {refused}"
         except Exception as failure:  # memory failed: the model hears of it, the turn goes on
