@@ -227,7 +227,7 @@ async def test_an_ended_process_takes_no_pages(kernel):
     process = await kernel.spawn("chat")
     kernel.page_in(process.pid, [REPORT])
     kernel.kill(process.pid)
-    with pytest.raises(ProcessGone, match="has killed"):
+    with pytest.raises(ProcessGone, match="was killed"):
         kernel.page_in(process.pid, [REPORT])
     with pytest.raises(ProcessGone):
         kernel.page_out(process.pid, REPORT.key)
