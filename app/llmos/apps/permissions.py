@@ -15,7 +15,8 @@ class Permission:
     words: str
     """What granting it lets the app do, for the App Store and ``llmos apps install``."""
     sensitive: bool = False
-    """Reaches outside the app's own memory: the desktop asks before each use."""
+    """Some uses reach beyond the app's own reach (a file on the computer, a third process
+    at once): the user is asked before each such use."""
 
 
 SYSCALLS: dict[str, Permission] = {
@@ -32,6 +33,7 @@ SYSCALLS: dict[str, Permission] = {
         Permission(
             "processes.spawn",
             "start processes of other apps and wait for their results (asks beyond two at once)",
+            True,
         ),
         Permission("processes.message", "send messages to other processes and read its own"),
         Permission("files.read", "read files on this computer (asks for each file)", True),
