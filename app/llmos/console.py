@@ -8,6 +8,8 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from llmos.kernel.context import BYTES_PER_TOKEN_SHOWN, ContextUsage
+
 
 def human_bytes(size: int) -> str:
     if not size:
@@ -18,6 +20,30 @@ def human_bytes(size: int) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1000
     return f"{value:.1f} TB"
+
+
+def human_tokens(tokens: int) -> str:
+    """8192 -> "8.2k"; small counts stay exact."""
+    if tokens < 1000:
+        return str(tokens)
+    if tokens < 1_000_000:
+        return f"{tokens / 1000:.1f}k"
+    return f"{tokens / 1_000_000:.1f}M"
+
+
+def ram_bytes(count: int) -> str:
+    """Context RAM in bytes as shown: 6000 -> "6.0 KB" (and 0 -> "0 B")."""
+    return human_bytes(count) if count else "0 B"
+
+
+def ram_text(usage: ContextUsage | None, budget: int) -> str:
+    """A process's context RAM as the task manager and the Shell show it:
+    "1.2k / 8.2k tokens · 6.0 KB"."""
+    used = usage.used if usage else 0
+    return (
+        f"{human_tokens(used)} / {human_tokens(budget)} tokens · "
+        f"{ram_bytes(used * BYTES_PER_TOKEN_SHOWN)}"
+    )
 
 
 @contextlib.contextmanager

@@ -44,9 +44,10 @@ def test_a_broken_app_is_skipped_not_fatal(tmp_path):
     make_app(tmp_path, "broken", "id = = \n")
     make_app(tmp_path, "notes", 'id = "notes"\nname = "Notes"\n')
     registry = AppRegistry([resource_path("apps"), tmp_path])
-    assert {app.id for app in registry} == {"chat", "coder", "writer", "notes"}
+    builtin = {"chat", "coder", "librarian", "planner", "writer"}
+    assert {app.id for app in registry} == builtin | {"notes"}
     assert len(registry.errors) == 1 and "broken" in registry.errors[0]
-    with pytest.raises(AppNotFound, match="Installed apps: chat, coder, notes, writer"):
+    with pytest.raises(AppNotFound, match="Installed apps: chat, coder, librarian, notes, planner, writer"):
         registry.get("nope")
 
 

@@ -119,15 +119,16 @@ async def test_notes_are_saved_to_memory_and_read_back_a_page_at_a_time(kernel, 
     assert name == "memory_save_note" and saved == "Saved the note as /Notes/agent/Plan.md."
     (note,) = await memory.store.documents("/Notes")
     assert note.kind == "note"
+    plan = "/Notes/agent/Plan.md"
     _, page_one = await calls.dispatch(
-        process, {"function": {"name": "memory_read", "arguments": '{"path": "/Notes/agent/Plan.md"}'}}
+        process, {"function": {"name": "memory_read", "arguments": f'{{"path": "{plan}"}}'}}
     )
     assert page_one.startswith("/Notes/agent/Plan.md (")
     assert "call memory_read with page 2" in page_one
     assert len(page_one) <= 1600
     _, beyond = await calls.dispatch(
         process,
-        {"function": {"name": "memory_read", "arguments": {"path": "/Notes/agent/Plan.md", "chunk": 99}}},
+        {"function": {"name": "memory_read", "arguments": {"path": plan, "chunk": 99}}},
     )
     assert beyond.startswith("Error: /Notes/agent/Plan.md has chunks 1-")
     _, missing = await calls.dispatch(

@@ -20,7 +20,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from llmos.console import human_bytes as console_bytes
+# The figures' text is shared with the Shell app (Qt-free); re-exported for the desktop.
+from llmos.console import human_tokens as human_tokens
+from llmos.console import ram_bytes as human_bytes
+from llmos.console import ram_text as ram_text
 from llmos.desktop.theme import Theme, current_theme
 from llmos.kernel.context import BYTES_PER_TOKEN_SHOWN, ContextUsage, Segment
 
@@ -39,29 +42,6 @@ SEGMENT_NAMES = {
 
 USAGE_ROLE = Qt.ItemDataRole.UserRole + 2
 """Model role for a RAM cell: ``(ContextUsage | None, budget)``."""
-
-
-def human_tokens(tokens: int) -> str:
-    """8192 -> "8.2k"; small counts stay exact."""
-    if tokens < 1000:
-        return str(tokens)
-    if tokens < 1_000_000:
-        return f"{tokens / 1000:.1f}k"
-    return f"{tokens / 1_000_000:.1f}M"
-
-
-def human_bytes(count: int) -> str:
-    """Bytes in decimal units, as the CLI shows them: 6000 -> "6.0 KB" (and 0 -> "0 B")."""
-    return console_bytes(count) if count else "0 B"
-
-
-def ram_text(usage: ContextUsage | None, budget: int) -> str:
-    """ "1.2k / 8.2k tokens · 6.0 KB"."""
-    used = usage.used if usage else 0
-    return (
-        f"{human_tokens(used)} / {human_tokens(budget)} tokens · "
-        f"{human_bytes(used * BYTES_PER_TOKEN_SHOWN)}"
-    )
 
 
 def ram_tooltip(usage: ContextUsage | None, budget: int) -> str:
