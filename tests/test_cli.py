@@ -414,3 +414,40 @@ def test_run_headless_denies_sensitive_syscalls_unless_allowed(
     ]
     assert ("The plan is 42." in told["content"]) is allow
     assert ("files.read refused" in err) is not allow
+
+
+def test_the_vision_app_sends_images_to_a_vision_model(capsys, ollama_server, tmp_path):
+    image = tmp_path / "cat.png"
+    image.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)
+    ollama_server.responder = lambda model, messages, tools: (
+        f"{model} sees {len(messages[-1].get('images') or [])} image(s)."
+    )
+    code, out, err = run_cli(
+        capsys, "run", "vision", "--prompt", "Describe this.", "--image", str(image),
+        "--ollama-host", ollama_server.host,
+    )  # fmt: skip
+    assert code == 0, err
+    assert out.strip() == "llava:7b sees 1 image(s)."  # the installed vision model was chosen
+    sent = ollama_server.requests[-1]["body"]["messages"][-1]
+    assert len(sent["images"]) == 1
+
+
+def test_the_vision_app_without_a_vision_model_says_what_to_pull(capsys, ollama_server, tmp_path):
+    ollama_server.models.pop("llava:7b")
+    code, _, err = run_cli(
+        capsys, "run", "vision", "--prompt", "Describe this.", "--ollama-host", ollama_server.host
+    )
+    assert code == 1
+    assert "No installed model" in err and "needs completion, vision" in err
+    assert "llmos models pull llava:7b" in err
+
+
+def test_run_refuses_a_file_that_is_not_an_image(capsys, tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("hello", encoding="utf-8")
+    code, _, err = run_cli(capsys, "run", "vision", "--prompt", "x", "--image", str(text))
+    assert code == 1 and "is not a PNG, JPEG, GIF, WebP or BMP image" in err
+    code, _, err = run_cli(
+        capsys, "run", "vision", "--prompt", "x", "--image", str(tmp_path / "no.png")
+    )
+    assert code == 1 and "cannot be read" in err

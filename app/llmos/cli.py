@@ -34,7 +34,13 @@ from llmos.kernel.process import Process
 from llmos.memory.errors import MemoryStoreError
 from llmos.memory.paths import MemoryPathError
 
+
+class InputError(Exception):
+    """A file given on the command line cannot be used; the message says why."""
+
+
 _USER_ERRORS = (
+    InputError,
     DriverError,
     ModelFileError,
     KernelError,
@@ -108,6 +114,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="print one JSON object at the end (with --turns: one line per turn)",
     )
     run.add_argument("--priority", type=int, default=None, help="scheduler priority")
+    run.add_argument(
+        "--image",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="an image to send with the prompt (for apps like vision); repeatable",
+    )
     run.add_argument(
         "--allow",
         action="append",
@@ -319,6 +332,9 @@ async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         if prompt is None:
             return 1
         turns = [prompt]
+    if args.image and args.turns is not None:
+        raise InputError("--image goes with --prompt (one message with its images).")
+    images = [_read_image(Path(name)) for name in args.image]
     with assembly_progress() as progress:
         kernel, choice = await open_kernel(settings, progress=progress)
     memory = MemoryLink(settings, kernel)
@@ -355,7 +371,7 @@ async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
             kernel.bus.subscribe(show, TokenStreamed)
         try:
-            result = await kernel.send(process.pid, prompt)
+            result = await kernel.send(process.pid, prompt, images=images)
         except ProcessGone:
             if reader_gone:
                 silence_stdout()
@@ -382,6 +398,22 @@ async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         await kernel.shutdown()
         await memory.close()
+
+
+IMAGE_BYTES = 20_000_000
+
+
+def _read_image(path: Path) -> bytes:
+    """An image file's bytes; a plain error when it cannot be one."""
+    try:
+        if path.stat().st_size > IMAGE_BYTES:
+            raise InputError(f"{path} is over {IMAGE_BYTES // 1_000_000} MB: too large an image.")
+        data = path.read_bytes()
+    except OSError as error:
+        raise InputError(f"The image {path} cannot be read ({error.strerror}).") from None
+    if not data.startswith((b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"RIFF", b"BM")):
+        raise InputError(f"{path} is not a PNG, JPEG, GIF, WebP or BMP image.")
+    return data
 
 
 def _result_json(kernel: Kernel, process: Process, result: TurnResult) -> dict[str, Any]:

@@ -59,6 +59,8 @@ from llmos.kernel.tokens import Calibration, TokenCounter
 log = logging.getLogger(__name__)
 
 CHAT_SYSCALL = "model.chat"
+EXAMPLE_MODELS = {"vision": "llava:7b", "embedding": "nomic-embed-text", "tools": "qwen2.5:0.5b"}
+"""A model to suggest pulling when none installed has a capability an app needs."""
 MAX_TOOL_ROUNDS = 4
 """Rounds of tool calls in one turn; the call after the last is offered no tools."""
 MAX_CALLS_PER_ROUND = 8
@@ -252,10 +254,11 @@ class Kernel:
         for info in installed:
             if needs <= info.capabilities:
                 return info
+        example = next((EXAMPLE_MODELS[need] for need in EXAMPLE_MODELS if need in needs), "")
         raise NoUsableModel(
             f"No installed model at {driver.location} can run {app.name} "
             f"(it needs {', '.join(sorted(needs))}). Pull one, for example "
-            "`llmos models pull qwen2.5:0.5b`."
+            f"`llmos models pull {example or 'qwen2.5:0.5b'}`."
         )
 
     @staticmethod
