@@ -154,3 +154,60 @@ async def test_text_in_a_document_cannot_grant_a_permission(make_kernel, tmp_pat
     refused = await call(kernel, sealed, "read_file", path="/etc/passwd")
     assert refused == "Error: Sealed has no permission for files.read; the call was refused."
     assert sealed.tools is None or all(t["function"]["name"] != "read_file" for t in sealed.tools)
+
+
+async def test_the_planner_runs_two_workers_at_once_and_combines_them(ollama_server):
+    """The built-in Planner over the real ollama client: its model (scripted by the server)
+    spawns two Chat workers, waits for both, and writes the answer from theirs."""
+    from llmos.bootstrap import build_kernel
+    from llmos.config import load_settings
+    from llmos.kernel.events import SyscallFinished, SyscallStarted
+
+    def tool_calls(*calls):
+        return {"tool_calls": [{"function": {"name": n, "arguments": a}} for n, a in calls]}
+
+    def responder(model, messages, tools):
+        if not messages[0]["content"].startswith("You are the Planner"):
+            return f"Worker result for: {messages[-1]['content']}"
+        results = [m["content"] for m in messages if m["role"] == "tool"]
+        if not results:
+            return tool_calls(
+                ("spawn_process", {"app": "chat", "task": "List three sights in Lisbon."}),
+                ("spawn_process", {"app": "chat", "task": "List three dishes in Lisbon."}),
+            )
+        if len(results) == 2:
+            return tool_calls(("wait_process", {"pid": 2}), ("wait_process", {"pid": 3}))
+        return "Plan: " + " | ".join(r.split("\n", 1)[1] for r in results[2:])
+
+    ollama_server.responder = responder
+    ollama_server.token_delay = 0.01
+    kernel = build_kernel(load_settings({"ollama_host": ollama_server.host, "parallel": 2}))
+    running: dict[int, tuple[float, float]] = {}
+    began: dict[int, float] = {}
+
+    def watch(event):
+        now = asyncio.get_running_loop().time()
+        if isinstance(event, SyscallStarted) and event.name == "model.chat":
+            began[event.pid] = now
+        elif (
+            isinstance(event, SyscallFinished) and event.name == "model.chat" and event.pid in began
+        ):
+            running[event.pid] = (began[event.pid], now)
+
+    kernel.bus.subscribe(watch, SyscallStarted, SyscallFinished)
+    try:
+        planner = await kernel.spawn("planner", model="qwen2.5:0.5b")
+        result = await kernel.send(planner.pid, "Plan a day in Lisbon.")
+        assert result.answer == (
+            "Plan: Worker result for: List three sights in Lisbon. | "
+            "Worker result for: List three dishes in Lisbon."
+        )
+        workers = [p for p in kernel.processes if p.parent_pid == planner.pid]
+        assert [w.app.id for w in workers] == ["chat", "chat"]
+        (a_start, a_end), (b_start, b_end) = running[workers[0].pid], running[workers[1].pid]
+        assert a_start < b_end and b_start < a_end  # the two workers generated at once
+        assert [e.tool for e in planner.audit] == [
+            "spawn_process", "spawn_process", "wait_process", "wait_process"
+        ]  # fmt: skip
+    finally:
+        await kernel.shutdown()
