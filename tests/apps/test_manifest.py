@@ -55,3 +55,16 @@ def test_a_broken_app_is_skipped_not_fatal(tmp_path):
 def test_a_user_app_replaces_a_builtin_of_the_same_id(tmp_path):
     make_app(tmp_path, "chat", 'id = "chat"\nname = "My Chat"\n')
     assert AppRegistry([resource_path("apps"), tmp_path]).get("chat").name == "My Chat"
+
+
+async def test_desktop_tools_are_not_agent_processes(tmp_path, make_kernel):
+    from llmos.kernel.errors import NotAnAgent
+
+    path = make_app(tmp_path, "console", 'id = "console"\nname = "Console"\nkind = "shell"\n')
+    console = AppManifest.from_toml(path)
+    assert console.kind == "shell"
+    with pytest.raises(NotAnAgent, match="Console is a desktop tool"):
+        await make_kernel().spawn(console)
+    path.write_text('id = "x"\nname = "X"\nkind = "daemon"\n', encoding="utf-8")
+    with pytest.raises(ManifestError, match="kind"):
+        AppManifest.from_toml(path)

@@ -8,6 +8,7 @@ A manifest looks like this (every key but ``id`` and ``name`` has a default)::
     author = "LLM-OS"
     description = "A general assistant."
     icon = "chat.svg"                # a file beside the manifest or in resources/icons
+    kind = "agent"                   # agent (default); shell and models are desktop tools
     priority = 0                     # scheduler priority; higher runs first
     system_prompt = "You are ..."
     starter_prompts = ["..."]
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -75,6 +77,9 @@ class AppManifest(BaseModel):
     author: str = ""
     description: str = ""
     icon: str = ""
+    kind: Literal["agent", "shell", "models"] = "agent"
+    """``agent``: a model-driven process in a chat window. ``shell`` and ``models`` are the
+    desktop's own tools (the kernel console, the model manager): they run no model."""
     priority: int = Field(default=0, ge=-10, le=10)
     system_prompt: str = ""
     starter_prompts: tuple[str, ...] = ()

@@ -27,6 +27,10 @@ class ProcessGone(KernelError):
         self.reason = reason
 
 
+class NotAnAgent(KernelError):
+    """The app is one of the desktop's tools (the Shell, Models): it runs no process."""
+
+
 class ProcessBusy(KernelError):
     def __init__(self, pid: int) -> None:
         super().__init__(f"Process {pid} is still answering; wait for it or stop it first.")

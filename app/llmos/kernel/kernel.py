@@ -32,6 +32,7 @@ from llmos.kernel.context import ContextUsage, FittedRequest, PromptTooLarge, fi
 from llmos.kernel.errors import (
     ModelCallFailed,
     NoSuchProcess,
+    NotAnAgent,
     NoUsableModel,
     PageTooLarge,
     ProcessBusy,
@@ -197,6 +198,11 @@ class Kernel:
             AppNotFound, NoUsableModel, DriverError (backend down, model missing).
         """
         manifest = self.apps.get(app) if isinstance(app, str) else app
+        if manifest.kind != "agent":
+            raise NotAnAgent(
+                f"{manifest.name} is a desktop tool, not an agent app: open it from the "
+                "desktop's launcher."
+            )
         info = await self.choose_model(manifest, model)
         await self.driver.prepare(info.name)
         budget, reserve = self._ram_for(manifest, info)
