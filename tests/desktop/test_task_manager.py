@@ -371,3 +371,57 @@ def test_ram_meter_shows_figures_and_breaks_them_down_on_hover(qtbot):
     assert "1.2k / 8.2k tokens" in meter.accessibleDescription()
     assert "History" in meter.toolTip() and "1,000" in meter.toolTip()
     assert meter.sizeHint().width() >= 200
+
+
+def _call(desk: Desk, process: Process, tool: str, **arguments: Any) -> None:
+    call = {"function": {"name": tool, "arguments": arguments}}
+    desk.arun(desk.kernel.syscalls.dispatch(process, call))
+
+
+def test_syscalls_view_lists_the_audit_log_live_with_refusals_marked(desk):
+    desk.start()
+    (process,) = desk.spawn()
+    desk.qtbot.waitUntil(lambda: desk.rows() == [process.pid])
+    _call(desk, process, "memory_search", query="")  # granted (fails: no memory here)
+    desk.click_row(process.pid)
+    desk.manager.audit_action.trigger()
+    view = desk.manager.audit_views[process.pid]
+    desk.qtbot.waitUntil(view.isVisible)
+    assert view.tree.topLevelItemCount() == 1
+    assert view.tree.topLevelItem(0).text(2) == "memory.search"
+
+    _call(desk, process, "clock")  # Chat may not read the clock: refused
+    desk.qtbot.waitUntil(lambda: view.tree.topLevelItemCount() == 2)
+    refused = view.tree.topLevelItem(1)
+    assert [refused.text(c) for c in (1, 2, 3)] == ["clock", "clock", "refused"]
+    assert "no permission for clock" in refused.text(5)
+    assert refused.background(0).color().alpha() > 0  # highlighted
+    assert view.tree.topLevelItem(0).background(0).style() == Qt.BrushStyle.NoBrush
+    assert "1 refused" in view.heading.text()
+
+    # The same window again, not a second one.
+    desk.manager.audit_action.trigger()
+    assert desk.manager.audit_views[process.pid] is view
+    view.close()
+
+
+def test_a_child_shows_indented_under_its_parent_and_dies_with_it(desk):
+    desk.start()
+    parent, other = desk.spawn(2)
+    child = desk.arun(desk.kernel.spawn("writer", parent_pid=parent.pid))
+    desk.qtbot.waitUntil(lambda: desk.rows() == [parent.pid, child.pid, other.pid])
+    assert desk.cell(child.pid, APP) == "\u2514 Writer"
+    assert desk.cell(parent.pid, APP) == "Chat"
+    tip = desk.cell(child.pid, APP, Qt.ItemDataRole.ToolTipRole)
+    assert tip.startswith(f"Started by Chat (pid {parent.pid})")
+    assert desk.cell(parent.pid, APP, Qt.ItemDataRole.ToolTipRole) is None
+
+    # Whatever the order, a child stays right after its parent.
+    desk.manager.table.sortByColumn(PID, Qt.SortOrder.DescendingOrder)
+    desk.qtbot.waitUntil(lambda: desk.rows() == [other.pid, parent.pid, child.pid])
+    # By name Writer would come after both Chats; it stays under the one that started it.
+    desk.manager.table.sortByColumn(APP, Qt.SortOrder.AscendingOrder)
+    desk.qtbot.waitUntil(lambda: desk.rows() == [parent.pid, child.pid, other.pid])
+
+    desk.kernel.kill(parent.pid)
+    desk.qtbot.waitUntil(lambda: desk.rows() == [other.pid])

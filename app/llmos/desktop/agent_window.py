@@ -33,6 +33,7 @@ from llmos.desktop.banner import Banner
 from llmos.desktop.bridge import KernelBridge
 from llmos.desktop.chat_view import ChatView
 from llmos.desktop.composer import Composer
+from llmos.desktop.consent_prompt import ConsentBar
 from llmos.desktop.context_view import SHORTCUT as CONTEXT_SHORTCUT
 from llmos.desktop.context_view import ContextView
 from llmos.desktop.memory_drag import MemoryRef
@@ -127,6 +128,8 @@ class AgentWindow(QWidget):
         self.settings_button = self.banner.settings_button
         self._unsent = ""
         """A message that got no answer, kept for Retry."""
+        self.consent = ConsentBar(self)
+        """Questions before sensitive syscalls of this process (or of those it started)."""
 
         self.pages = PagedIn(self, self.memory, self.banner.show_problem, self._run)
         self.pager, self.paged_in = self.pages.pager, self.pages.strip
@@ -163,6 +166,7 @@ class AgentWindow(QWidget):
         layout.setSpacing(4)
         layout.addLayout(header)
         layout.addWidget(self.banner)
+        layout.addWidget(self.consent)
         layout.addWidget(self.paged_in)
         layout.addWidget(self.chat, 1)
         layout.addWidget(self.starters)
@@ -353,6 +357,7 @@ class AgentWindow(QWidget):
             self._confirm_close()
             return
         self._closed = True
+        self.consent.deny()
         self._bridge.tokens.disconnect(self._on_tokens)
         self._bridge.usageChanged.disconnect(self._on_usage)
         self._bridge.pagesChanged.disconnect(self.pages.show_pages)

@@ -23,6 +23,7 @@ from llmos.kernel.events import (
     ProcessSpawned,
     ProcessStateChanged,
     SummaryUpdated,
+    SyscallFinished,
     TokenStreamed,
     TurnsEvicted,
 )
@@ -51,6 +52,8 @@ class KernelBridge(QObject):
         pageFaults(int, int): the pager brought memory relevant to a process's newest turn
             into its context RAM (pid, chunks).
         coreChanged(int): a process's core memory changed (``process.core``).
+        syscallFinished(int, str, str): a process's syscall or model call ended (pid, the
+            permission, the outcome; the audit log, ``process.audit``, has the details).
         tokens(int, str): text a process streamed since the last frame.
         tick(): the process table changed since the last tick (at most 1 per TICK_MS).
     """
@@ -64,6 +67,7 @@ class KernelBridge(QObject):
     summaryUpdated = Signal(int, str, str)
     pageFaults = Signal(int, int)
     coreChanged = Signal(int)
+    syscallFinished = Signal(int, str, str)
     tokens = Signal(int, str)
     tick = Signal()
 
@@ -131,6 +135,8 @@ class KernelBridge(QObject):
             self.summaryUpdated.emit(event.pid, event.method, event.note)
         elif isinstance(event, PageFaults):
             self.pageFaults.emit(event.pid, event.chunks)
+        elif isinstance(event, SyscallFinished):
+            self.syscallFinished.emit(event.pid, event.name, event.outcome)
         elif isinstance(event, CoreMemoryChanged):
             self.coreChanged.emit(event.pid)
         elif isinstance(event, ProcessStateChanged):

@@ -23,7 +23,10 @@ from PySide6.QtWidgets import (
 from llmos.apps.registry import AppNotFound, AppRegistry
 from llmos.config import Settings
 from llmos.desktop.agent_window import AgentWindow, app_icon_of
+from llmos.desktop.app_store import SHORTCUT as STORE_SHORTCUT
+from llmos.desktop.app_store import AppStore
 from llmos.desktop.bridge import KernelBridge
+from llmos.desktop.consent_prompt import ConsentBar, DesktopConsent
 from llmos.desktop.help_dialog import HelpDialog
 from llmos.desktop.launcher import Launcher
 from llmos.desktop.memory_explorer import MemoryExplorer
@@ -71,6 +74,11 @@ class DesktopWindow(QMainWindow):
         self.closed: asyncio.Future[None] = asyncio.get_event_loop().create_future()
         self._shutdown_task: asyncio.Task[None] | None = None
         self._settings_dialog: SettingsDialog | None = None
+        self.app_store: AppStore | None = None
+        # Sensitive syscalls are asked about in the asking process's window (or its parent's).
+        self.consent = DesktopConsent(self.session, self._consent_bars, self)
+        self.session.asker = self.consent
+        self.bridge.exited.connect(lambda pid, _: self.consent.withdraw(pid))
 
         self.workspace = Workspace()
         self.workspace.subWindowActivated.connect(self._on_activated)
@@ -121,7 +129,9 @@ class DesktopWindow(QMainWindow):
         taskbar_area.addWidget(self.taskbar)
         self.addToolBar(Qt.ToolBarArea.BottomToolBarArea, taskbar_area)
 
-        self.launcher = Launcher([self.settings_action, self.help_action, self.quit_action], self)
+        self.launcher = Launcher(
+            [self.app_store_action, self.settings_action, self.help_action, self.quit_action], self
+        )
         self.launcher.appChosen.connect(self.open_app)
         self.launcher.set_apps(self.apps)
 
@@ -185,6 +195,9 @@ class DesktopWindow(QMainWindow):
             "Memory explorer", "memory", ["Ctrl+E"], None, self.memory_dock.toggleViewAction()
         )
         self.settings_action = action("Settings", "settings", ["Ctrl+,"], self.show_settings)
+        self.app_store_action = action(
+            "App Store\u2026", "store", [STORE_SHORTCUT], self.show_app_store
+        )
         self.help_action = action("Keyboard shortcuts", "help", ["F1"], self.show_help)
         self.quit_action = action("Quit LLM-OS", "quit", ["Ctrl+Q"], self.close)
 
@@ -205,6 +218,17 @@ class DesktopWindow(QMainWindow):
     def apps(self) -> AppRegistry:
         """The installed apps (read afresh: apps installed meanwhile show up)."""
         return AppRegistry.default(self.session.settings.data_dir)
+
+    def _consent_bars(self) -> dict[int, ConsentBar]:
+        return {w.pid: w.consent for w in self.agent_windows if w.pid is not None}
+
+    def _refresh_apps(self) -> None:
+        """Read the installed apps again, for the launcher and the kernel (which starts the
+        apps processes ask for)."""
+        apps = self.apps
+        if self.session.kernel is not None:
+            self.session.kernel.apps = apps
+        self.launcher.set_apps(apps)
 
     # -- windows -------------------------------------------------------------------------------
 
@@ -296,7 +320,7 @@ class DesktopWindow(QMainWindow):
         if self.launcher.isVisible():
             self.launcher.hide()
             return
-        self.launcher.set_apps(self.apps)
+        self._refresh_apps()
         button = self.taskbar.start_button
         self.launcher.popup_at(button.mapToGlobal(QPoint(0, -4)))
 
@@ -304,6 +328,16 @@ class DesktopWindow(QMainWindow):
         dialog = HelpDialog(self.actions(), self.task_manager.actions(), self)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.open()
+
+    def show_app_store(self) -> None:
+        if self.app_store is None:
+            self.app_store = AppStore(self.session, self)
+            self.app_store.appsChanged.connect(self._refresh_apps)
+        else:
+            self.app_store.refresh()
+        self.app_store.show()
+        self.app_store.raise_()
+        self.app_store.activateWindow()
 
     def show_settings(self) -> None:
         if self._settings_dialog is not None:

@@ -1,7 +1,8 @@
 """The task manager's table: one row per live process, updated in place.
 
 Rows change structure only when a process starts or ends; a bridge tick repaints the values
-with one ``dataChanged``.
+with one ``dataChanged``. A process another started shows right under it, indented
+(:class:`ProcessSortProxy` keeps it there whatever the sort).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt
 from PySide6.QtWidgets import QWidget
 
 from llmos.desktop.ram_bar import RAM_TEXT_SAMPLE, USAGE_ROLE, human_tokens, ram_tooltip
@@ -98,6 +99,19 @@ class ProcessTableModel(ColumnsModel):
             del self.pids[row]
             self.endRemoveRows()
 
+    def lineage(self, row: int) -> list[int]:
+        """The rows of ``row``'s ancestors that are in the table, the oldest first, then
+        ``row`` itself."""
+        rows, process, seen = [row], self.process(row), {row}
+        while process is not None and process.parent_pid in self.pids:
+            parent = self.pids.index(process.parent_pid)
+            if parent in seen:
+                break
+            rows.insert(0, parent)
+            seen.add(parent)
+            process = self.process(parent)
+        return rows
+
     def sync(self) -> None:
         """Match the rows to the kernel's live processes (on start-up and kernel changes)."""
         kernel = self._session.kernel
@@ -136,7 +150,7 @@ class ProcessTableModel(ColumnsModel):
         if role == USAGE_ROLE and column == RAM:
             return (process.usage, process.budget)
         if role == Qt.ItemDataRole.ToolTipRole:
-            return _tooltip(process, column)
+            return self._parent_tip(index.row()) if column == APP else _tooltip(process, column)
         if role == Qt.ItemDataRole.TextAlignmentRole and column in NUMERIC:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role == Qt.ItemDataRole.ForegroundRole and column == STATE:
@@ -155,7 +169,9 @@ class ProcessTableModel(ColumnsModel):
         if column == PID:
             return process.pid, str(process.pid)
         if column == APP:
-            return process.app.name.casefold(), process.app.name
+            depth = len(self.lineage(self.pids.index(process.pid))) - 1
+            indent = "    " * (depth - 1) + "\u2514 " if depth else ""
+            return process.app.name.casefold(), indent + process.app.name
         if column == STATE:
             return process.state.value, process.state.value.capitalize()
         if column == MODEL:
@@ -179,6 +195,44 @@ class ProcessTableModel(ColumnsModel):
             PAGE_FAULTS: counters.page_faults,
         }[column]
         return count, str(count)
+
+    def _parent_tip(self, row: int) -> str | None:
+        lineage = self.lineage(row)
+        process = self.process(row)
+        if len(lineage) < 2 or process is None:
+            return None
+        parent = self.process(lineage[-2])
+        if parent is None:
+            return None
+        ends = "runs on if it ends" if process.detached else "ends with it"
+        return f"Started by {parent.app.name} (pid {parent.pid}); {ends}"
+
+
+class ProcessSortProxy(QSortFilterProxyModel):
+    """Sorts the processes by the chosen column, keeping each one's children right after
+    it (themselves sorted so), whichever the order.
+
+    Signals:
+        None (beyond QSortFilterProxyModel's).
+    """
+
+    def lessThan(
+        self, left: QModelIndex | QPersistentModelIndex, right: QModelIndex | QPersistentModelIndex
+    ) -> bool:
+        model = self.sourceModel()
+        if not isinstance(model, ProcessTableModel):
+            return super().lessThan(left, right)
+        ascending = self.sortOrder() == Qt.SortOrder.AscendingOrder
+        mine, theirs = model.lineage(left.row()), model.lineage(right.row())
+        for a, b in zip(mine, theirs, strict=False):
+            if a != b:  # compare the two branches where they part
+                keys = [model.index(row, left.column()).data(self.sortRole()) for row in (a, b)]
+                if keys[0] != keys[1] and None not in keys:
+                    return bool(keys[0] < keys[1])
+                return model.pids[a] < model.pids[b]
+        # One is the other's ancestor: it comes first in either order (Qt swaps the
+        # arguments to sort in descending order).
+        return (len(mine) < len(theirs)) == ascending
 
 
 def _tooltip(process: Process, column: int) -> str | None:

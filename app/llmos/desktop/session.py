@@ -27,6 +27,7 @@ from llmos.bootstrap import (
 from llmos.config import Settings
 from llmos.drivers.base import DriverError, ModelDriver, ModelInfo
 from llmos.drivers.model_store import ModelFileError, Progress
+from llmos.kernel.consent import Asker
 from llmos.kernel.events import EventBus
 from llmos.kernel.kernel import Kernel
 from llmos.kernel.paging import MemoryLink
@@ -88,6 +89,9 @@ class DesktopSession(QObject):
         self.memory: MemoryLink | None = None
         """Long-term memory for the kernel's pager (the desktop sets it before ``start``);
         without it the oldest turns of a full context are left out of requests."""
+        self.asker: Asker | None = None
+        """Asks the user before a sensitive syscall (the desktop sets it before ``start``);
+        without it such syscalls are denied."""
         self.status = KernelStatus()
         self._driver = driver
         self._ready: asyncio.Future[Kernel] | None = None
@@ -149,6 +153,7 @@ class DesktopSession(QObject):
             )
             return
         kernel.memory = self.memory
+        kernel.consent.asker = self.asker
         self.kernel = kernel
         self._reason = reason
         self._set(

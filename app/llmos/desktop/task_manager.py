@@ -11,7 +11,6 @@ from PySide6.QtCore import (
     QEvent,
     QObject,
     QPoint,
-    QSortFilterProxyModel,
     Qt,
     QTimer,
     Signal,
@@ -27,6 +26,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from llmos.desktop.audit_view import SHORTCUT as AUDIT_SHORTCUT
+from llmos.desktop.audit_view import AuditView
 from llmos.desktop.bridge import KernelBridge
 from llmos.desktop.history_graph import HistoryGraph
 from llmos.desktop.process_table import (
@@ -37,6 +38,7 @@ from llmos.desktop.process_table import (
     PRIORITY_RANGE,
     RAM,
     SORT_ROLE,
+    ProcessSortProxy,
     ProcessTableModel,
 )
 from llmos.desktop.ram_bar import RamDelegate, human_bytes, human_tokens
@@ -68,6 +70,7 @@ class TaskManager(QWidget):
     priority_up_action: QAction
     priority_down_action: QAction
     front_action: QAction
+    audit_action: QAction
 
     def __init__(
         self, session: DesktopSession, bridge: KernelBridge, parent: QWidget | None = None
@@ -78,7 +81,9 @@ class TaskManager(QWidget):
         self._showing_resume = False
         self._wide = True
         self.model = ProcessTableModel(session, bridge.rate, self)
-        self.proxy = QSortFilterProxyModel(self, sortRole=SORT_ROLE, dynamicSortFilter=True)
+        self.proxy = ProcessSortProxy(self, sortRole=SORT_ROLE, dynamicSortFilter=True)
+        self.audit_views: dict[int, AuditView] = {}
+        """The syscall logs opened, by pid (kept after the process ends)."""
         self.proxy.setSourceModel(self.model)
         self.table = QTableView(self)
         self._setup_table()
@@ -199,6 +204,8 @@ class TaskManager(QWidget):
              lambda: self._nudge_priority(-1), ("Ctrl+Down",)),
             ("front_action", "front", "Bring to front", "Show its window",
              self._bring_to_front, (Qt.Key.Key_Return, Qt.Key.Key_Enter)),
+            ("audit_action", "audit", "Syscalls\u2026", "The syscalls it made, refused ones "
+             "highlighted", self.show_audit, (AUDIT_SHORTCUT,)),
         )  # fmt: skip
         for attribute, name, text, tip, slot, shortcuts in specs:
             act = QAction(icon(name), text, self)
@@ -267,6 +274,18 @@ class TaskManager(QWidget):
         pid = self.selected_pid()
         if pid is not None:
             self.bringToFront.emit(pid)
+
+    def show_audit(self) -> None:
+        """Show the selected process's syscalls (a window of its own, kept up to date)."""
+        kernel, pid = self._session.kernel, self.selected_pid()
+        if kernel is None or pid is None:
+            return
+        view = self.audit_views.get(pid)
+        if view is None or view.kernel is not kernel:
+            view = self.audit_views[pid] = AuditView(kernel, pid, self._bridge, self)
+        view.show()
+        view.raise_()
+        view.activateWindow()
 
     def _changed(self, pid: int) -> None:
         # Show the user's own action at once rather than at the next tick.
