@@ -941,8 +941,8 @@ class Kernel:
 
     def _end(self, process: Process, reason: str) -> None:
         for child in self.children(process.pid):
-            if not child.detached:  # a child ends with its parent
-                self._end(child, reason)
+            if not child.detached:  # a child ends with its parent, stopped mid-work
+                self._end(child, "killed")
         if process._lease is not None:
             # Free the slot now; the cancelled turn's own release is then a no-op.
             self.scheduler.release(process._lease)
