@@ -368,7 +368,8 @@ def test_run_headless_denies_sensitive_syscalls_unless_allowed(
     secret.write_text("The plan is 42.", encoding="utf-8")
     manifest = tmp_path / "reader.toml"
     manifest.write_text(
-        'id = "reader"\nname = "Reader"\n[permissions]\nsyscalls = ["files.read"]\n',
+        'id = "reader"\nname = "Reader"\n[model]\nrequires = ["completion", "tools"]\n'
+        '[permissions]\nsyscalls = ["files.read"]\n',
         encoding="utf-8",
     )
     assert main(["apps", "install", str(manifest), "--yes"]) == 0

@@ -190,3 +190,18 @@ def test_a_damaged_gguf_chosen_by_path_is_a_clear_error(default_model, tmp_path,
     assert main(["run", "chat", "--prompt", "hi", "--model", str(damaged)]) == 1
     err = capsys.readouterr().err
     assert "could not load damaged.gguf" in err and "Traceback" not in err
+
+
+def test_tool_calls_are_read_tagged_bare_or_fenced_but_not_from_plain_json():
+    from llmos.drivers.embedded_driver import _may_be_call, _tool_calls
+
+    names = {"memory_search", "clock"}
+    tagged = 'Let me look.<tool_call>{"name": "clock", "arguments": {}}</tool_call>'
+    assert _tool_calls(tagged, names) == ({"function": {"name": "clock", "arguments": {}}},)
+    bare = '{"name": "memory_search", "arguments": {"query": "cats"}}'
+    assert _tool_calls(bare, names)[0]["function"]["arguments"] == {"query": "cats"}
+    fenced = '```json\n[{"name": "clock", "arguments": {}}]\n```'
+    assert _tool_calls(fenced, names)[0]["function"]["name"] == "clock"
+    assert _tool_calls('{"name": "Ada", "age": 36}', names) == ()  # JSON the user asked for
+    assert _tool_calls(bare, set()) == ()  # no tools offered: never a call
+    assert _may_be_call("  <tool") and _may_be_call('{"na') and not _may_be_call("Hello")

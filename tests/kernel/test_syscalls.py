@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from llmos.apps.manifest import AppManifest, Permissions
+from llmos.apps.manifest import AppManifest, ModelPreference, Permissions
 from llmos.bootstrap import build_kernel
 from llmos.config import load_settings
 from llmos.kernel.events import CoreMemoryChanged, SyscallFinished
@@ -47,7 +47,14 @@ async def kernel(ollama_server, memory):
 
 
 def app(*syscalls: str) -> AppManifest:
-    return AppManifest(id="agent", name="Agent", permissions=Permissions(syscalls=syscalls))
+    """An app that needs a tool-calling model (so even the test server's 494M model, which
+    small-model apps are offered no tools on, gets them)."""
+    return AppManifest(
+        id="agent",
+        name="Agent",
+        model=ModelPreference(requires=("completion", "tools")),
+        permissions=Permissions(syscalls=syscalls),
+    )
 
 
 def chats(server) -> list[dict]:
@@ -183,10 +190,23 @@ async def test_a_model_that_keeps_calling_tools_is_stopped_after_a_few_rounds(
 
 
 async def test_tools_are_not_offered_to_a_model_that_cannot_call_them(kernel, ollama_server):
-    process = await kernel.spawn(app(*MEMORY), model="tiny:latest")
+    plain = AppManifest(id="plain", name="Plain", permissions=Permissions(syscalls=MEMORY))
+    process = await kernel.spawn(plain, model="tiny:latest")
     assert process.tools is None
     await kernel.send(process.pid, "hi")
     assert not chats(ollama_server)[-1]["body"].get("tools")
+
+
+async def test_small_models_get_tools_only_from_apps_that_need_them(kernel):
+    from llmos.kernel.syscalls import billions
+
+    plain = AppManifest(id="plain", name="Plain", permissions=Permissions(syscalls=MEMORY))
+    small = await kernel.spawn(plain, model="qwen2.5:0.5b")  # 494.03M parameters
+    assert small.capabilities >= {"tools"} and small.tools is None
+    assert (await kernel.spawn(app(*MEMORY), model="qwen2.5:0.5b")).tools
+    assert [billions(s) for s in ("0.5B", "494.03M", "7B", "", "big")] == [
+        0.5, pytest.approx(0.49403), 7.0, None, None
+    ]  # fmt: skip
 
 
 async def test_results_too_large_for_the_window_are_replaced_and_the_turn_answers(

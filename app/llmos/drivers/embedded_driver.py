@@ -236,17 +236,30 @@ class EmbeddedDriver(ModelDriver):
         # reading first; the next generation waits for that.
         worker.add_done_callback(lambda _: self._busy.release())
         text: list[str] = []
+        # While an answer may still turn out to be a tool call, its tokens are held back
+        # (as Ollama does): the user should not watch a call's JSON stream past.
+        held: list[str] = []
+        holding = bool(request.tools)
         finished = False
         try:
             while True:
                 kind, value = await generation.receive()
                 if kind == "token":
                     text.append(value)
+                    if holding:
+                        held.append(value)
+                        if _may_be_call("".join(held)):
+                            continue
+                        holding = False
+                        value, held = "".join(held), []
                     yield ChatChunk(content=value)
                 elif kind == "done":
                     finished = True
                     generated, seconds, reason = value
-                    calls = _tool_calls("".join(text)) if request.tools else ()
+                    names = {str(t.get("function", {}).get("name")) for t in request.tools or ()}
+                    calls = _tool_calls("".join(text), names) if request.tools else ()
+                    if held and not calls:
+                        yield ChatChunk(content="".join(held))
                     yield ChatChunk(
                         done=True,
                         tool_calls=calls,
@@ -497,15 +510,37 @@ def _quantization(filename: str) -> str:
     return match.group(1).upper() if match else ""
 
 
-def _tool_calls(text: str) -> tuple[dict[str, Any], ...]:
-    """Tool calls in the Hermes/Qwen form ``<tool_call>{"name": ..., "arguments": ...}``."""
+_OPENING = "<tool_call>"
+_FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
+
+
+def _may_be_call(text: str) -> bool:
+    """True while an answer's start could still be a tool call (tagged, or bare JSON)."""
+    start = text.lstrip()
+    return not start or start.startswith(("{", "[", "```", _OPENING)) or _OPENING.startswith(start)
+
+
+def _tool_calls(text: str, names: set[str] | None = None) -> tuple[dict[str, Any], ...]:
+    """Tool calls in the Hermes/Qwen form ``<tool_call>{"name": ..., "arguments": ...}``,
+    or (small models drop the tags) an answer that is nothing but such a JSON object, or a
+    list of them, naming one of the tools offered (``names``)."""
+    raws = _TOOL_CALL.findall(text)
+    bare = False
+    if not raws and names:
+        stripped = text.strip()
+        fenced = _FENCE.match(stripped)
+        raws, bare = [fenced.group(1) if fenced else stripped], True
     calls = []
-    for raw in _TOOL_CALL.findall(text):
+    for raw in raws:
         try:
-            call = json.loads(raw)
+            parsed = json.loads(raw)
         except json.JSONDecodeError:
             continue
-        if isinstance(call, dict) and "name" in call:
-            arguments = call.get("arguments") or {}
+        for call in parsed if isinstance(parsed, list) else [parsed]:
+            if not isinstance(call, dict) or not isinstance(call.get("name"), str):
+                continue
+            if bare and call["name"] not in (names or ()):
+                continue  # plain JSON the user asked for, not a call
+            arguments = call.get("arguments") or call.get("parameters") or {}
             calls.append({"function": {"name": call["name"], "arguments": arguments}})
     return tuple(calls)

@@ -219,7 +219,7 @@ class Kernel:
         )
         process.memory_folder = memory_folder(manifest.id, process.pid, time.time())
         process.capabilities = info.capabilities
-        process.tools = self.syscalls.tools(process)
+        process.tools = self.syscalls.tools(process, info.parameter_size)
         self._processes[process.pid] = process
         self.bus.publish(
             ProcessSpawned(
@@ -355,7 +355,7 @@ class Kernel:
             process.model = info.name
             process.budget, process.reserve = self._ram_for(process.app, info)
             process.capabilities = info.capabilities
-            process.tools = self.syscalls.tools(process)
+            process.tools = self.syscalls.tools(process, info.parameter_size)
             self._account(process)
         await old.close()
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +40,19 @@ TOOLS_SHARE = 8
 """Tools are offered only when their schemas take at most 1/8 of the prompt room."""
 
 
+SMALL_MODEL = 1.0
+"""Billions of parameters below which a model gets tools only from apps that require them."""
+
+
+def billions(parameter_size: str) -> float | None:
+    """``"0.5B"`` -> 0.5, ``"494.03M"`` -> 0.494; None when unknown."""
+    match = re.fullmatch(r"\s*([\d.]+)\s*([KMBT])\s*", parameter_size or "", re.IGNORECASE)
+    if not match:
+        return None
+    scale = {"K": 1e-6, "M": 1e-3, "B": 1.0, "T": 1e3}[match.group(2).upper()]
+    return float(match.group(1)) * scale
+
+
 class Syscalls:
     """The kernel's syscall table (one per kernel)."""
 
@@ -48,10 +62,20 @@ class Syscalls:
             call.tool: call for call in (*MEMORY_SYSCALLS, *SYSTEM_SYSCALLS, *PROCESS_SYSCALLS)
         }
 
-    def tools(self, process: Process) -> list[Tool] | None:
+    def tools(self, process: Process, parameter_size: str = "") -> list[Tool] | None:
         """The tool schemas offered to ``process`` (None: its model cannot call tools, its
-        app may make no syscalls, or the schemas would crowd a small context out)."""
+        app may make no syscalls, or the schemas would crowd a small context out).
+
+        Args:
+            parameter_size: the model's size as its backend gives it (``0.5B``, ``494M``).
+                Models under :data:`SMALL_MODEL` are offered tools only by apps that need
+                them: the 0.5B default model, offered memory tools in a chat, answered plain
+                questions with tool calls and searched in circles.
+        """
         if "tools" not in process.capabilities:
+            return None
+        size = billions(parameter_size)
+        if size is not None and size < SMALL_MODEL and "tools" not in process.app.model.requires:
             return None
         granted = set(process.app.permissions.syscalls)
         schemas = [call.schema for call in self.table.values() if call.permission in granted]
