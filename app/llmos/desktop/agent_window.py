@@ -36,6 +36,7 @@ from llmos.desktop.composer import Composer
 from llmos.desktop.consent_prompt import ConsentBar
 from llmos.desktop.context_view import SHORTCUT as CONTEXT_SHORTCUT
 from llmos.desktop.context_view import ContextView
+from llmos.desktop.image_attachments import Attachment, ImageAttachments
 from llmos.desktop.memory_drag import MemoryRef
 from llmos.desktop.memory_service import MemoryService
 from llmos.desktop.paged_in import PagedIn
@@ -89,7 +90,7 @@ class AgentWindow(QWidget):
         self.setWindowTitle(manifest.name)
         self.setWindowIcon(app_icon_of(manifest))
         self._build()
-        self.setAcceptDrops(memory is not None)
+        self.setAcceptDrops(True)  # images always; memory when there is some
         bridge.tokens.connect(self._on_tokens)
         bridge.usageChanged.connect(self._on_usage)
         bridge.pagesChanged.connect(self.pages.show_pages)
@@ -150,6 +151,13 @@ class AgentWindow(QWidget):
         self.composer.sendRequested.connect(self.send)
         self.composer.stopRequested.connect(self.stop)
         self.pages.watch(self.composer.viewport())  # drags arrive at the viewport
+        self.attachments = ImageAttachments()
+        self.attachments.problem.connect(self.banner.show_problem)
+        self.attachments.watch(self.composer.viewport())
+        self.composer.imagePasted.connect(self.attachments.add_image)
+        self.attach_button = QToolButton(icon=icon("add-files"), autoRaise=True)
+        self.attach_button.setToolTip("Attach images (or drop or paste them here)")
+        self.attach_button.clicked.connect(self.attachments.choose)
         self.send_button = QToolButton(icon=icon("send"), toolTip="Send (Enter)")
         self.send_button.clicked.connect(self.send)
         self.stop_button = QToolButton(icon=icon("stop"), toolTip="Stop generating (Esc)")
@@ -157,6 +165,7 @@ class AgentWindow(QWidget):
         self.stop_button.hide()
         composer_row = QHBoxLayout()
         composer_row.setContentsMargins(10, 4, 10, 10)
+        composer_row.addWidget(self.attach_button, 0, Qt.AlignmentFlag.AlignBottom)
         composer_row.addWidget(self.composer, 1)
         composer_row.addWidget(self.send_button, 0, Qt.AlignmentFlag.AlignBottom)
         composer_row.addWidget(self.stop_button, 0, Qt.AlignmentFlag.AlignBottom)
@@ -170,6 +179,7 @@ class AgentWindow(QWidget):
         layout.addWidget(self.paged_in)
         layout.addWidget(self.chat, 1)
         layout.addWidget(self.starters)
+        layout.addWidget(self.attachments)
         layout.addLayout(composer_row)
         self._set_generating(False)
         self.setFocusProxy(self.composer)
@@ -215,25 +225,37 @@ class AgentWindow(QWidget):
     def send(self) -> None:
         """Send what the composer holds."""
         text = self.composer.toPlainText()
-        if text.strip() and self._send_text(text):
+        if (text.strip() or self.attachments.attachments) and self._send_text(text):
             self.composer.clear()
 
     def _send_text(self, text: str) -> bool:
         if self.pid is None or self.kernel is None or self.generating:
             return False
+        process = self.kernel.get(self.pid)
+        if self.attachments.attachments and not _sees_images(process.capabilities):
+            self.banner.show_problem(
+                f"{process.model} cannot see images, so nothing was sent. Open the Vision app "
+                "to ask about them: it runs on a model that can see images. Your message and "
+                "images are kept here."
+            )
+            return False
+        images = self.attachments.take()
         self.banner.hide()
         self.starters.hide()
         mark = self.chat.mark()
-        self.chat.add_message("user", text, "You")
+        self.chat.add_message("user", text, "You", note=_images_note(images))
         self.chat.begin_answer(self.manifest.name)
-        self._turn = self._run(self._answer(self.kernel, self.pid, text, mark), "turn")
+        answer = self._answer(self.kernel, self.pid, text, mark, images)
+        self._turn = self._run(answer, "turn")
         self._set_generating(True)
         return True
 
-    async def _answer(self, kernel: Kernel, pid: int, text: str, mark: int) -> None:
+    async def _answer(
+        self, kernel: Kernel, pid: int, text: str, mark: int, images: list[Attachment]
+    ) -> None:
         # Every path checks _closed: a window closed mid-answer has lost its widgets.
         try:
-            result: TurnResult = await kernel.send(pid, text)
+            result: TurnResult = await kernel.send(pid, text, images=[i.data for i in images])
         except asyncio.CancelledError:
             if not self._closed:
                 self._bridge.flush()
@@ -242,6 +264,9 @@ class AgentWindow(QWidget):
         except (PromptTooLarge, KernelError) as error:
             if not self._closed:
                 self._show_failure(error, text, mark)
+                if self.chat.mark() == mark:  # taken back: so are its images
+                    for image in images:
+                        self.attachments.add(image)
         else:
             if not self._closed:
                 self._show_answer(result)
@@ -336,10 +361,12 @@ class AgentWindow(QWidget):
         self.pages.page_out(key)
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        self.pages.take_drag(event)
+        if not self.attachments.take_drag(event):
+            self.pages.take_drag(event)
 
     def dropEvent(self, event: QDropEvent) -> None:
-        self.pages.take_drag(event)
+        if not self.attachments.take_drag(event):
+            self.pages.take_drag(event)
 
     def _on_exited(self, pid: int, reason: str) -> None:
         if pid == self.pid and reason == "killed":
@@ -426,6 +453,19 @@ class AgentWindow(QWidget):
 def app_icon_of(manifest: AppManifest) -> QIcon:
     """The icon of an app, from beside its manifest or the bundled icons."""
     return app_icon(manifest.icon, manifest.source.parent if manifest.source else None)
+
+
+def _sees_images(capabilities: frozenset[str]) -> bool:
+    # A backend that does not say what a model can do gets the benefit of the doubt.
+    return not capabilities or "vision" in capabilities
+
+
+def _images_note(images: list[Attachment]) -> str:
+    """The line under a message that says which images went with it."""
+    if not images:
+        return ""
+    names = ", ".join(image.name for image in images)
+    return f"Image: {names}" if len(images) == 1 else f"Images: {names}"
 
 
 def _report(task: asyncio.Task[None]) -> None:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import math
 
-from PySide6.QtCore import QEvent, Qt, Signal
-from PySide6.QtGui import QKeyEvent
+from PySide6.QtCore import QEvent, QMimeData, Qt, Signal
+from PySide6.QtGui import QImage, QKeyEvent
 from PySide6.QtWidgets import QPlainTextEdit, QWidget
 
 COMPOSER_LINES = (1, 6)
@@ -23,10 +23,12 @@ class Composer(QPlainTextEdit):
     Signals:
         sendRequested(): Enter was pressed (without Shift).
         stopRequested(): Esc was pressed while ``generating``.
+        imagePasted(QImage): an image was pasted (it is attached, not typed).
     """
 
     sendRequested = Signal()
     stopRequested = Signal()
+    imagePasted = Signal(QImage)
 
     def __init__(self, app_name: str, parent: QWidget | None = None) -> None:
         super().__init__(parent, objectName="Composer")
@@ -65,3 +67,13 @@ class Composer(QPlainTextEdit):
             self.stopRequested.emit()
             return
         super().keyPressEvent(event)
+
+    def canInsertFromMimeData(self, source: QMimeData) -> bool:
+        return source.hasImage() or super().canInsertFromMimeData(source)
+
+    def insertFromMimeData(self, source: QMimeData) -> None:
+        image = source.imageData() if source.hasImage() else None
+        if isinstance(image, QImage) and not image.isNull():
+            self.imagePasted.emit(image)
+        else:
+            super().insertFromMimeData(source)

@@ -32,8 +32,10 @@ from llmos.desktop.launcher import Launcher
 from llmos.desktop.memory_explorer import MemoryExplorer
 from llmos.desktop.memory_link import DesktopMemoryLink
 from llmos.desktop.memory_service import MemoryService
+from llmos.desktop.models_window import ModelsWindow
 from llmos.desktop.session import DesktopSession
 from llmos.desktop.settings_dialog import SettingsDialog
+from llmos.desktop.shell_window import ShellWindow
 from llmos.desktop.task_manager import TaskManager
 from llmos.desktop.taskbar import Taskbar
 from llmos.desktop.theme import apply_theme, icon
@@ -46,6 +48,8 @@ from llmos.memory import paths
 log = logging.getLogger(__name__)
 
 WINDOW_SIZE = (660, 540)
+TOOL_SIZES = {"shell": (780, 460), "models": (900, 460)}
+"""The desktop's own tools are wider than tall: tables and console lines."""
 TASK_MANAGER_HEIGHT = 250
 MEMORY_WIDTH = 520
 CASCADE_STEP = 28
@@ -240,19 +244,34 @@ class DesktopWindow(QMainWindow):
             if isinstance(w.widget(), AgentWindow)
         ]
 
-    def open_app(self, app_id: str) -> AgentWindow | None:
-        """Open a new window running a new process of ``app_id``."""
+    @property
+    def shell_windows(self) -> list[ShellWindow]:
+        return [
+            w.widget()
+            for w in self.workspace.subWindowList()
+            if isinstance(w.widget(), ShellWindow)
+        ]
+
+    def open_app(self, app_id: str) -> AgentWindow | ShellWindow | ModelsWindow | None:
+        """Open a new window of ``app_id``: an agent app's runs a new process; the desktop's
+        own tools (the Shell, the Models window) run none."""
         try:
             manifest = self.apps.get(app_id)
         except AppNotFound as error:
             self._tell("App not found", str(error))
             return None
-        window = AgentWindow(self.session, self.bridge, manifest, memory=self.memory)
-        window.settingsRequested.connect(self.show_settings)
+        window: AgentWindow | ShellWindow | ModelsWindow
+        if manifest.kind == "shell":
+            window = ShellWindow(self.session, manifest, memory=self.memory)
+        elif manifest.kind == "models":
+            window = ModelsWindow(self.session, manifest)
+        else:
+            window = AgentWindow(self.session, self.bridge, manifest, memory=self.memory)
+            window.settingsRequested.connect(self.show_settings)
         sub = self.workspace.addSubWindow(window)
         sub.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         sub.setWindowIcon(app_icon_of(manifest))
-        sub.resize(*WINDOW_SIZE)
+        sub.resize(*TOOL_SIZES.get(manifest.kind, WINDOW_SIZE))
         offset = (len(self.workspace.subWindowList()) - 1) % 8 * CASCADE_STEP
         sub.move(QPoint(24 + offset, 16 + offset))
         sub.windowStateChanged.connect(
