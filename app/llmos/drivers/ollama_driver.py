@@ -322,14 +322,20 @@ class OllamaDriver(ModelDriver):
 
     async def pull(self, name: str) -> AsyncGenerator[PullProgress, None]:
         try:
-            stream = await self._client.pull(name, stream=True)
-            async for step in stream:
-                yield PullProgress(
-                    status=step.status or "",
-                    completed=step.completed,
-                    total=step.total,
-                    digest=step.digest or "",
-                )
+            response = await self._client.pull(name, stream=True)
+            stream = cast(AsyncGenerator[ollama.ProgressResponse, None], response)
+            # Closed here, in this task, however the loop ends (a cancelled pull stops the
+            # download at once). An error line from the server still leaves ollama-python's
+            # inner line iterator to the event loop's finalizer, which closes it from another
+            # task; anyio then logs "exit cancel scope in a different task" (harmless here).
+            async with contextlib.aclosing(stream):
+                async for step in stream:
+                    yield PullProgress(
+                        status=step.status or "",
+                        completed=step.completed,
+                        total=step.total,
+                        digest=step.digest or "",
+                    )
         except _CLIENT_ERRORS as error:
             if isinstance(error, ollama.ResponseError) and "file does not exist" in str(
                 error.error
