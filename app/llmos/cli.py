@@ -139,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     install.add_argument("path", help="an app.toml, or a folder holding one")
     install.add_argument("-y", "--yes", action="store_true", help="grant its permissions")
+    for verb, words in (("enable", "turn an app back on"), ("disable", "turn an app off")):
+        toggle = app_commands.add_parser(verb, parents=[flags], help=words)
+        toggle.add_argument("id", help="the app's id")
     remove = app_commands.add_parser("rm", parents=[flags], help="remove a user app")
     remove.add_argument("id", help="the app's id")
     remove.add_argument("-y", "--yes", action="store_true", help="do not ask")
@@ -548,11 +551,17 @@ async def cmd_apps(args: argparse.Namespace, settings: Settings) -> int:
         return _install_app(args, settings)
     if action == "rm":
         return _remove_app(args, settings)
+    if action in ("enable", "disable"):
+        app = app_store.set_enabled(args.id, settings.ensure_data_dir(), action == "enable")
+        print(f"{app.name} is {action}d.")
+        return 0
     registry = AppRegistry.default(settings.data_dir)
     user = app_store.apps_folder(settings.data_dir)
     rows = [("ID", "NAME", "VERSION", "FROM", "PERMISSIONS")]
-    for app in registry:
+    for app in registry.everything():
         where = "user" if app.source and user in app.source.parents else "built-in"
+        if app.id in registry.disabled:
+            where += ", disabled"
         granted = ", ".join(app.permissions.syscalls) or "none"
         rows.append((app.id, app.name, app.version, where, granted))
     print_table(rows)
@@ -584,7 +593,9 @@ def _install_app(args: argparse.Namespace, settings: Settings) -> int:
 
 def _remove_app(args: argparse.Namespace, settings: Settings) -> int:
     registry = AppRegistry.default(settings.data_dir)
-    app = registry.get(args.id)  # a clear error for an unknown id
+    app = next((a for a in registry.everything() if a.id == args.id), None)
+    if app is None:
+        raise AppNotFound(args.id, [a.id for a in registry.everything()])
     if not args.yes and not _confirm(f"Remove {app.name} ({app.id})?"):
         print("Not removed.")
         return 1

@@ -128,3 +128,31 @@ def test_llmos_apps_errors_are_plain_sentences(tmp_path, capsys):
     assert main(["apps", "install", str(bad), "-y"]) == 1
     err = capsys.readouterr().err
     assert "model.context" in err and "Traceback" not in err
+
+
+def test_apps_can_be_turned_off_and_on_again(tmp_path, capsys):
+    data = tmp_path / "data"
+    assert main(["apps", "disable", "coder", "--data-dir", str(data)]) == 0
+    assert "Coder is disabled." in capsys.readouterr().out
+    registry = AppRegistry.default(data)
+    assert "coder" not in [app.id for app in registry]  # not offered or started...
+    assert "coder" in [app.id for app in registry.everything()]  # ...but still listed
+    with pytest.raises(AppNotFound, match=r"Coder is disabled\. Enable it"):
+        registry.get("coder")
+    assert main(["apps", "--data-dir", str(data)]) == 0
+    assert "built-in, disabled" in capsys.readouterr().out
+    assert main(["run", "coder", "--prompt", "hi", "--data-dir", str(data)]) == 1
+    assert "llmos apps enable coder" in capsys.readouterr().err
+    assert main(["apps", "enable", "coder", "--data-dir", str(data)]) == 0
+    assert AppRegistry.default(data).get("coder").name == "Coder"
+    (data / "apps" / "disabled.json").write_text("{broken", encoding="utf-8")
+    assert len(AppRegistry.default(data)) == len(AppRegistry.default(tmp_path / "fresh"))
+
+
+def test_a_disabled_user_app_can_be_removed_and_comes_back_enabled(tmp_path):
+    data = tmp_path / "data"
+    store.install(store.inspect(app_folder(tmp_path), data), data)
+    store.set_enabled("notes", data, False)
+    store.remove("notes", data)
+    store.install(store.inspect(app_folder(tmp_path, name="again"), data), data)
+    assert AppRegistry.default(data).get("notes").name == "Notes"

@@ -175,3 +175,16 @@ def test_removing_a_user_app_asks_first(qtbot, desktop, app_folder):
     )
     desktop.launcher.hide()
     store.close()
+
+
+def test_disabling_an_app_takes_it_out_of_the_launcher_until_enabled(qtbot, desktop):
+    store = open_store(qtbot, desktop)
+    qtbot.mouseClick(store.cards["coder"].toggle_button, Qt.MouseButton.LeftButton)
+    coder = store.cards["coder"]
+    assert "disabled" in coder.title.text() and coder.toggle_button.text() == "Enable"
+    assert "coder" not in [app.id for app in desktop.session.kernel.apps]
+    assert "coder" not in [app.id for app in desktop.apps]
+    qtbot.mouseClick(coder.toggle_button, Qt.MouseButton.LeftButton)
+    assert store.cards["coder"].toggle_button.text() == "Disable"
+    assert "coder" in [app.id for app in desktop.session.kernel.apps]
+    store.close()

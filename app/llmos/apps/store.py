@@ -8,13 +8,20 @@ it was. Built-in apps (``resources/apps``) can be neither replaced nor removed.
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from llmos.apps.manifest import AppManifest, ManifestError
-from llmos.apps.registry import MANIFEST_NAME, AppNotFound, AppRegistry
+from llmos.apps.registry import (
+    DISABLED_FILE,
+    MANIFEST_NAME,
+    AppNotFound,
+    AppRegistry,
+    read_disabled,
+)
 from llmos.resources import resource_path
 
 MAX_APP_BYTES = 20_000_000
@@ -113,4 +120,31 @@ def remove(app_id: str, data_dir: Path) -> AppManifest:
     if app.source is None or app.source.parent != folder:
         raise AppNotFound(app_id, [a.id for a in installed])
     shutil.rmtree(folder)
+    if app_id in (off := read_disabled(data_dir)):
+        _write_disabled(data_dir, off - {app_id})  # a new app by that id starts enabled
     return app
+
+
+def set_enabled(app_id: str, data_dir: Path, enabled: bool) -> AppManifest:
+    """Turn an app (built in or yours) on or off; returns it. Written atomically.
+
+    Raises:
+        AppNotFound: there is no such app.
+    """
+    registry = AppRegistry.default(data_dir)
+    app = next((a for a in registry.everything() if a.id == app_id), None)
+    if app is None:
+        raise AppNotFound(app_id, [a.id for a in registry.everything()])
+    off = read_disabled(data_dir)
+    _write_disabled(data_dir, off - {app_id} if enabled else off | {app_id})
+    return app
+
+
+def _write_disabled(data_dir: Path, app_ids: set[str]) -> None:
+    folder = apps_folder(data_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(
+        "w", dir=folder, prefix=".disabled-", suffix=".json", delete=False, encoding="utf-8"
+    ) as temporary:
+        json.dump(sorted(app_ids), temporary)
+    Path(temporary.name).replace(folder / DISABLED_FILE)

@@ -70,17 +70,22 @@ class AppCard(QFrame):
 
     Signals:
         removeRequested(str): Remove was clicked (the app's id).
+        enabledToggled(str, bool): Enable or Disable was clicked (the id, the new state).
     """
 
     removeRequested = Signal(str)
+    enabledToggled = Signal(str, bool)
 
-    def __init__(self, app: AppManifest, user: bool) -> None:
+    def __init__(self, app: AppManifest, user: bool, enabled: bool = True) -> None:
         super().__init__(objectName="AppCard")
         self.app = app
+        self.enabled = enabled
         self.setFrameShape(QFrame.Shape.StyledPanel)
         picture = QLabel()
         picture.setPixmap(app_icon_of(app).pixmap(QSize(ICON_SIZE, ICON_SIZE)))
         origin = "installed by you" if user else "built in"
+        if not enabled:
+            origin += " \u00b7 disabled: not in the launcher"
         by = f" by {html.escape(app.author)}" if app.author else ""
         self.title = QLabel(
             f"<b>{html.escape(app.name)}</b> {html.escape(app.version)}{by} "
@@ -92,7 +97,9 @@ class AppCard(QFrame):
         self.permissions = QLabel(
             "<br>".join(f"\u2022 {line}" for line in lines)
             if lines
-            else "Asks for no permissions: it only chats.",
+            else "Asks for no permissions: it only chats."
+            if app.kind == "agent"
+            else "One of the desktop's own tools: it runs no model and asks for nothing.",
             wordWrap=True,
         )
         if any(SYSCALLS[name].sensitive for name in app.permissions.syscalls if name in SYSCALLS):
@@ -108,11 +115,25 @@ class AppCard(QFrame):
         grid.addWidget(self.description, 1, 1, 1, 2)
         grid.addWidget(self.permissions, 2, 1, 1, 2)
         grid.setColumnStretch(1, 1)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        self.toggle_button = QPushButton("Enable" if not enabled else "Disable")
+        self.toggle_button.setToolTip(
+            f"Show {app.name} in the launcher again"
+            if not enabled
+            else f"Hide {app.name} from the launcher; it can no longer be started"
+        )
+        self.toggle_button.clicked.connect(lambda: self.enabledToggled.emit(app.id, not enabled))
+        buttons.addWidget(self.toggle_button)
         if user:
             self.remove_button = QPushButton(icon("delete"), "Remove")
             self.remove_button.setToolTip(f"Uninstall {app.name}")
             self.remove_button.clicked.connect(lambda: self.removeRequested.emit(app.id))
-            grid.addWidget(self.remove_button, 0, 2, Qt.AlignmentFlag.AlignRight)
+            buttons.addWidget(self.remove_button)
+        grid.addLayout(buttons, 0, 2, Qt.AlignmentFlag.AlignRight)
+        if not enabled:
+            for label in (self.description, self.permissions, picture):
+                label.setEnabled(False)
 
 
 class AppStore(QDialog):
@@ -183,9 +204,11 @@ class AppStore(QDialog):
                 widget.deleteLater()
         self.cards.clear()
         registry = AppRegistry.default(self.data_dir)
-        for app in registry:
-            card = AppCard(app, is_user_app(app, self.data_dir))
+        for app in registry.everything():
+            user = is_user_app(app, self.data_dir)
+            card = AppCard(app, user, enabled=app.id not in registry.disabled)
             card.removeRequested.connect(self.remove)
+            card.enabledToggled.connect(self.set_enabled)
             self.cards[app.id] = card
             self._cards_layout.addWidget(card)
         self._cards_layout.addStretch(1)
@@ -252,6 +275,18 @@ class AppStore(QDialog):
             self._set_busy(False)
 
     # -- removing ----------------------------------------------------------------------------
+
+    def set_enabled(self, app_id: str, enabled: bool) -> None:
+        """Turn an app on or off (the launcher and the kernel's registry follow)."""
+        self.banner.hide()
+        try:
+            app = store.set_enabled(app_id, self.data_dir, enabled)
+        except (AppNotFound, OSError) as error:
+            self.banner.show_problem(str(error))
+            return
+        self.refresh()
+        self.appsChanged.emit()
+        self.status.setText(f"{app.name} is {'enabled' if enabled else 'disabled'}.")
 
     def remove(self, app_id: str) -> None:
         """Ask, then uninstall the user app ``app_id``."""
