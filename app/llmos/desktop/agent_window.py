@@ -39,6 +39,7 @@ from llmos.desktop.context_view import ContextView
 from llmos.desktop.image_attachments import Attachment, ImageAttachments
 from llmos.desktop.memory_drag import MemoryRef
 from llmos.desktop.memory_service import MemoryService
+from llmos.desktop.owned_tasks import OwnedTasks
 from llmos.desktop.paged_in import PagedIn
 from llmos.desktop.ram_bar import RamMeter
 from llmos.desktop.session import DesktopSession, KernelNotRunning
@@ -80,7 +81,7 @@ class AgentWindow(QWidget):
         self.pid: int | None = None
         self.kernel: Kernel | None = None
         self._bridge = bridge
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = OwnedTasks("window")
         self._turn: asyncio.Task[Any] | None = None
         self._force_close = False
         self._asking = False
@@ -389,8 +390,7 @@ class AgentWindow(QWidget):
         self._bridge.usageChanged.disconnect(self._on_usage)
         self._bridge.pagesChanged.disconnect(self.pages.show_pages)
         self._bridge.exited.disconnect(self._on_exited)
-        for task in self._tasks:
-            task.cancel()
+        self._tasks.cancel()
         if self.context_view is not None:
             self.context_view.close()
         if self.kernel is not None and self.pid is not None:
@@ -443,11 +443,7 @@ class AgentWindow(QWidget):
         self.generatingChanged.emit(generating)
 
     def _run(self, coro: Coroutine[Any, Any, None], what: str) -> asyncio.Task[None]:
-        task = asyncio.get_running_loop().create_task(coro, name=f"llmos-window-{what}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        task.add_done_callback(_report)
-        return task
+        return self._tasks.run(coro, what)
 
 
 def app_icon_of(manifest: AppManifest) -> QIcon:
@@ -466,8 +462,3 @@ def _images_note(images: list[Attachment]) -> str:
         return ""
     names = ", ".join(image.name for image in images)
     return f"Image: {names}" if len(images) == 1 else f"Images: {names}"
-
-
-def _report(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("a window task failed", exc_info=task.exception())

@@ -35,6 +35,7 @@ from llmos.apps.permissions import SYSCALLS, describe
 from llmos.apps.registry import AppNotFound, AppRegistry
 from llmos.desktop.agent_window import app_icon_of
 from llmos.desktop.banner import Banner
+from llmos.desktop.owned_tasks import OwnedTasks
 from llmos.desktop.session import DesktopSession
 from llmos.desktop.theme import current_theme, icon
 
@@ -153,7 +154,7 @@ class AppStore(QDialog):
         self.setWindowIcon(icon("store"))
         self.setModal(False)
         self._session = session
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = OwnedTasks("store")
         self.cards: dict[str, AppCard] = {}
         self.confirmation: QMessageBox | None = None
         """The question shown before an install or a removal (None when none is)."""
@@ -349,15 +350,11 @@ class AppStore(QDialog):
                 card.remove_button.setEnabled(not busy)
 
     def _run(self, coro: Coroutine[Any, Any, None], what: str) -> None:
-        task = asyncio.get_running_loop().create_task(coro, name=f"llmos-store-{what}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        task.add_done_callback(_report)
+        self._tasks.run(coro, what)
 
     def done(self, result: int) -> None:  # closed (Esc, the close button, the desktop)
         # An install already copying finishes in its thread (it is atomic); asking stops.
-        for task in self._tasks:
-            task.cancel()
+        self._tasks.cancel()
         super().done(result)
 
 
@@ -384,8 +381,3 @@ def _install_question(candidate: store.Candidate) -> tuple[str, str]:
         f"<p>{html.escape(app.description)}</p>{asks}{replaces}"
     )
     return f"Install {app.name}?", text
-
-
-def _report(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("an App Store task failed", exc_info=task.exception())

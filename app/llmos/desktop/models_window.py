@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 
 from llmos.apps.manifest import AppManifest
 from llmos.console import human_bytes
+from llmos.desktop.owned_tasks import OwnedTasks
 from llmos.desktop.session import DesktopSession, KernelNotRunning
 from llmos.desktop.theme import icon
 from llmos.drivers.base import DriverError, ModelDriver, ModelInfo
@@ -76,7 +77,7 @@ class ModelsWindow(QWidget):
         self.session = session
         self.manifest = manifest
         self.models: list[ModelInfo] = []
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = OwnedTasks("models")
         self._pull: asyncio.Task[None] | None = None
         self._closed = False
         self.setWindowTitle(manifest.name)
@@ -318,18 +319,8 @@ class ModelsWindow(QWidget):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self._closed = True
-        for task in self._tasks:
-            task.cancel()
+        self._tasks.cancel()
         event.accept()
 
     def _run(self, coro: Coroutine[Any, Any, None], what: str) -> asyncio.Task[None]:
-        task = asyncio.get_running_loop().create_task(coro, name=f"llmos-models-{what}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        task.add_done_callback(_report)
-        return task
-
-
-def _report(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("a models window task failed", exc_info=task.exception())
+        return self._tasks.run(coro, what)

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit, QV
 from llmos.apps.manifest import AppManifest
 from llmos.apps.shell import Shell
 from llmos.desktop.memory_service import MemoryService, MemoryUnavailable
+from llmos.desktop.owned_tasks import OwnedTasks
 from llmos.desktop.session import DesktopSession, KernelNotRunning
 
 log = logging.getLogger(__name__)
@@ -113,7 +114,7 @@ class ShellWindow(QWidget):
         self.manifest = manifest
         self.shell: Shell | None = None
         self._memory = memory
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = OwnedTasks("shell")
         self._closed = False
         self.setWindowTitle(manifest.name)
 
@@ -237,24 +238,14 @@ class ShellWindow(QWidget):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self._closed = True
-        for task in self._tasks:
-            task.cancel()
+        self._tasks.cancel()
         event.accept()
 
     def _run(self, coro: Coroutine[Any, Any, None], what: str) -> asyncio.Task[None]:
-        task = asyncio.get_running_loop().create_task(coro, name=f"llmos-shell-{what}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        task.add_done_callback(_report)
-        return task
+        return self._tasks.run(coro, what)
 
 
 def _common_prefix(texts: list[str]) -> str:
     first, last = min(texts), max(texts)
     size = next((i for i, (a, b) in enumerate(zip(first, last, strict=False)) if a != b), None)
     return first if size is None else first[:size]
-
-
-def _report(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("a shell task failed", exc_info=task.exception())
