@@ -11,7 +11,6 @@ pages are in :mod:`~llmos.desktop.banner`, :mod:`~llmos.desktop.composer` and
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Coroutine
 from typing import Any
 
@@ -48,8 +47,6 @@ from llmos.drivers.base import DriverError
 from llmos.kernel.context import PromptTooLarge
 from llmos.kernel.errors import KernelError, ModelCallFailed, ProcessGone
 from llmos.kernel.kernel import Kernel, TurnResult
-
-log = logging.getLogger(__name__)
 
 
 class AgentWindow(QWidget):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import Coroutine
 from typing import Any
 
@@ -37,8 +36,6 @@ from llmos.desktop.session import DesktopSession, KernelNotRunning
 from llmos.desktop.theme import icon
 from llmos.drivers.base import DriverError, ModelDriver, ModelInfo
 from llmos.kernel.errors import KernelError
-
-log = logging.getLogger(__name__)
 
 COLUMNS = (
     "Name",

@@ -8,7 +8,6 @@ window owns, so the desktop never waits for one (``search`` may open memory firs
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Coroutine
 from typing import Any
 
@@ -21,8 +20,6 @@ from llmos.apps.shell import Shell
 from llmos.desktop.memory_service import MemoryService, MemoryUnavailable
 from llmos.desktop.owned_tasks import OwnedTasks
 from llmos.desktop.session import DesktopSession, KernelNotRunning
-
-log = logging.getLogger(__name__)
 
 PROMPT = "llmos$"
 MAX_LINES = 5000
