@@ -8,7 +8,7 @@ from llmos.apps.manifest import AppManifest, ModelPreference, Permissions
 from llmos.bootstrap import build_kernel
 from llmos.config import load_settings
 from llmos.kernel.events import CoreMemoryChanged, SyscallFinished
-from llmos.kernel.kernel import MAX_TOOL_ROUNDS
+from llmos.kernel.turns import MAX_TOOL_ROUNDS
 from llmos.memory.backing import MemoryBacking
 from llmos.memory.long_term import LongTermMemory
 
