@@ -10,7 +10,7 @@ import pytest
 from llmos.drivers.base import StreamBroken
 from llmos.kernel.events import PageFaults, PagesChanged, SummaryUpdated, TurnsEvicted
 from llmos.kernel.pages import Page
-from llmos.kernel.paging import extractive_summary, render_turns, usable_summary
+from llmos.kernel.summaries import extractive_summary, render_turns, usable_summary
 from llmos.memory.backing import MemoryBacking
 from llmos.memory.long_term import LongTermMemory
 from tests.fakes import count_prompt, default_answer
