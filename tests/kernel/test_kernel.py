@@ -349,3 +349,16 @@ async def test_a_backend_that_cannot_take_the_processes_changes_nothing(kernel, 
     assert kernel.driver is driver and process.model == "fake-chat:1b"
     assert not turn.done()  # the answer in flight was not stopped
     assert (await asyncio.wait_for(turn, 10)).answer
+
+
+async def test_an_app_no_model_can_run_says_how_on_the_embedded_engine(make_kernel, driver):
+    from llmos.apps.manifest import AppManifest, ModelPreference
+
+    driver.kind = "embedded"
+    vision = AppManifest(
+        id="eyes", name="Eyes", model=ModelPreference(requires=("completion", "vision"))
+    )
+    with pytest.raises(
+        NoUsableModel, match=r"Start Ollama and pull one \(`llmos models pull llava:7b`\)"
+    ):
+        await make_kernel().spawn(vision)

@@ -199,10 +199,17 @@ class Kernel(TurnMachine):
             if needs <= info.capabilities:
                 return info
         example = next((EXAMPLE_MODELS[need] for need in EXAMPLE_MODELS if need in needs), "")
+        pull = f"`llmos models pull {example or 'qwen2.5:0.5b'}`"
+        if driver.kind == "embedded":  # it runs one GGUF and downloads nothing
+            how = (
+                f"Start Ollama and pull one ({pull}), or run a GGUF that has what it needs "
+                "with --model /path/to/model.gguf."
+            )
+        else:
+            how = f"Pull one, for example {pull}."
         raise NoUsableModel(
             f"No installed model at {driver.location} can run {app.name} "
-            f"(it needs {', '.join(sorted(needs))}). Pull one, for example "
-            f"`llmos models pull {example or 'qwen2.5:0.5b'}`."
+            f"(it needs {', '.join(sorted(needs))}). {how}"
         )
 
     @staticmethod
