@@ -4,8 +4,8 @@ The window spawns its process when it opens and kills it when it closes (asking 
 an answer is being generated). Every failure a user can meet (no backend, a model that is not
 installed, a message too large for the context RAM, a broken stream) shows as a banner in
 plain words, and the text typed is never lost. The banner, the message box and the memory
-pages are in :mod:`~llmos.desktop.banner`, :mod:`~llmos.desktop.composer` and
-:mod:`~llmos.desktop.paged_in`.
+pages are in :mod:`~llmos.desktop.banner`, :mod:`~llmos.desktop.message_bar` and
+:mod:`~llmos.desktop.paged_in`; the header line is in :mod:`~llmos.desktop.agent_header`.
 """
 
 from __future__ import annotations
@@ -15,34 +15,24 @@ from collections.abc import Coroutine
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon, QKeySequence
-from PySide6.QtWidgets import (
-    QHBoxLayout,
-    QLabel,
-    QMdiSubWindow,
-    QMessageBox,
-    QPushButton,
-    QToolButton,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import QMdiSubWindow, QMessageBox, QVBoxLayout, QWidget
 
 from llmos.apps.manifest import AppManifest
+from llmos.desktop.agent_header import ProcessHeader
 from llmos.desktop.banner import Banner
 from llmos.desktop.bridge import KernelBridge
 from llmos.desktop.chat_view import ChatView
-from llmos.desktop.composer import Composer
 from llmos.desktop.consent_prompt import ConsentBar
-from llmos.desktop.context_view import SHORTCUT as CONTEXT_SHORTCUT
 from llmos.desktop.context_view import ContextView
-from llmos.desktop.image_attachments import Attachment, ImageAttachments
+from llmos.desktop.image_attachments import Attachment, images_note, sees_images
 from llmos.desktop.memory_drag import MemoryRef
 from llmos.desktop.memory_service import MemoryService
+from llmos.desktop.message_bar import MessageBar
 from llmos.desktop.owned_tasks import OwnedTasks
 from llmos.desktop.paged_in import PagedIn
-from llmos.desktop.ram_bar import RamMeter
 from llmos.desktop.session import DesktopSession, KernelNotRunning
-from llmos.desktop.theme import app_icon, icon
+from llmos.desktop.theme import app_icon_of
 from llmos.drivers.base import DriverError
 from llmos.kernel.context import PromptTooLarge
 from llmos.kernel.errors import KernelError, ModelCallFailed, ProcessGone
@@ -97,27 +87,12 @@ class AgentWindow(QWidget):
     # -- layout --------------------------------------------------------------------------------
 
     def _build(self) -> None:
-        self.model_label = QLabel("Starting...")
-        self.model_label.setObjectName("ModelLabel")
-        self.model_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.meter = RamMeter()
-        self.context_action = QAction(icon("memory"), "Context", self)
-        self.context_action.setShortcut(QKeySequence(CONTEXT_SHORTCUT))
-        self.context_action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-        self.context_action.setToolTip(
-            f"What is in this process's context RAM, part by part ({CONTEXT_SHORTCUT})"
-        )
-        self.context_action.setEnabled(False)
+        self.header = ProcessHeader()
+        self.model_label, self.meter = self.header.model_label, self.header.meter
+        self.context_action = self.header.context_action
+        self.context_button = self.header.context_button
         self.context_action.triggered.connect(self.show_context)
         self.addAction(self.context_action)
-        self.context_button = QToolButton(autoRaise=True)
-        self.context_button.setDefaultAction(self.context_action)
-        self.context_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        header = QHBoxLayout()
-        header.setContentsMargins(10, 6, 10, 0)
-        header.addWidget(self.model_label, 1)
-        header.addWidget(self.meter)
-        header.addWidget(self.context_button)
 
         self.banner = Banner()
         self.banner.retryRequested.connect(self._retry)
@@ -135,50 +110,29 @@ class AgentWindow(QWidget):
 
         self.chat = ChatView()
         self.chat.setAcceptDrops(False)  # a memory drop is the window's, not the text's
-        self.starters = QWidget()
-        starters = QHBoxLayout(self.starters)
-        starters.setContentsMargins(10, 0, 10, 0)
-        for prompt in self.manifest.starter_prompts[:3]:
-            button = QPushButton(prompt, objectName="Starter", flat=True)
-            button.setToolTip(prompt)
-            button.clicked.connect(lambda _=False, text=prompt: self._send_text(text))
-            starters.addWidget(button)
-        starters.addStretch(1)
-
-        self.composer = Composer(self.manifest.name)
-        self.composer.sendRequested.connect(self.send)
-        self.composer.stopRequested.connect(self.stop)
-        self.pages.watch(self.composer.viewport())  # drags arrive at the viewport
-        self.attachments = ImageAttachments()
+        self.message_bar = MessageBar(self.manifest)
+        self.message_bar.sendRequested.connect(self.send)
+        self.message_bar.stopRequested.connect(self.stop)
+        self.message_bar.starterChosen.connect(self._send_text)
+        self.starters, self.composer = self.message_bar.starters, self.message_bar.composer
+        self.attachments = self.message_bar.attachments
+        self.attach_button = self.message_bar.attach_button
+        self.send_button = self.message_bar.send_button
+        self.stop_button = self.message_bar.stop_button
         self.attachments.problem.connect(self.banner.show_problem)
+        # Drags arrive at the box's viewport; the filter installed last (images) sees them first.
+        self.pages.watch(self.composer.viewport())
         self.attachments.watch(self.composer.viewport())
-        self.composer.imagePasted.connect(self.attachments.add_image)
-        self.attach_button = QToolButton(icon=icon("add-files"), autoRaise=True)
-        self.attach_button.setToolTip("Attach images (or drop or paste them here)")
-        self.attach_button.clicked.connect(self.attachments.choose)
-        self.send_button = QToolButton(icon=icon("send"), toolTip="Send (Enter)")
-        self.send_button.clicked.connect(self.send)
-        self.stop_button = QToolButton(icon=icon("stop"), toolTip="Stop generating (Esc)")
-        self.stop_button.clicked.connect(self.stop)
-        self.stop_button.hide()
-        composer_row = QHBoxLayout()
-        composer_row.setContentsMargins(10, 4, 10, 10)
-        composer_row.addWidget(self.attach_button, 0, Qt.AlignmentFlag.AlignBottom)
-        composer_row.addWidget(self.composer, 1)
-        composer_row.addWidget(self.send_button, 0, Qt.AlignmentFlag.AlignBottom)
-        composer_row.addWidget(self.stop_button, 0, Qt.AlignmentFlag.AlignBottom)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(4)
-        layout.addLayout(header)
+        layout.addWidget(self.header)
         layout.addWidget(self.banner)
         layout.addWidget(self.consent)
         layout.addWidget(self.paged_in)
         layout.addWidget(self.chat, 1)
-        layout.addWidget(self.starters)
-        layout.addWidget(self.attachments)
-        layout.addLayout(composer_row)
+        layout.addWidget(self.message_bar)
         self._set_generating(False)
         self.setFocusProxy(self.composer)
 
@@ -230,7 +184,7 @@ class AgentWindow(QWidget):
         if self.pid is None or self.kernel is None or self.generating:
             return False
         process = self.kernel.get(self.pid)
-        if self.attachments.attachments and not _sees_images(process.capabilities):
+        if self.attachments.attachments and not sees_images(process.capabilities):
             self.banner.show_problem(
                 f"{process.model} cannot see images, so nothing was sent. Open the Vision app "
                 "to ask about them: it runs on a model that can see images. Your message and "
@@ -241,7 +195,7 @@ class AgentWindow(QWidget):
         self.banner.hide()
         self.starters.hide()
         mark = self.chat.mark()
-        self.chat.add_message("user", text, "You", note=_images_note(images))
+        self.chat.add_message("user", text, "You", note=images_note(images))
         self.chat.begin_answer(self.manifest.name)
         answer = self._answer(self.kernel, self.pid, text, mark, images)
         self._turn = self._run(answer, "turn")
@@ -332,11 +286,7 @@ class AgentWindow(QWidget):
     def _on_usage(self, pid: int) -> None:
         if pid != self.pid or self.kernel is None:
             return
-        process = self.kernel.get(pid)
-        self.meter.set_usage(process.usage, process.budget)
-        # The model can change under the process (a new engine or host in the settings).
-        self.model_label.setText(f"pid {process.pid} \u00b7 {process.model}")
-        self.model_label.setToolTip(f"{self.kernel.driver.kind} at {self.kernel.driver.location}")
+        self.header.show_process(self.kernel.get(pid), self.kernel.driver)
 
     def show_context(self) -> None:
         """Show what is in the process's context RAM (a window of its own, kept up to date)."""
@@ -433,29 +383,8 @@ class AgentWindow(QWidget):
 
     def _set_generating(self, generating: bool) -> None:
         # Until the process runs there is nothing to send to (typed text waits in the box).
-        self.send_button.setEnabled(self.pid is not None)
-        self.composer.generating = generating
-        self.send_button.setVisible(not generating)
-        self.stop_button.setVisible(generating)
+        self.message_bar.set_generating(generating, can_send=self.pid is not None)
         self.generatingChanged.emit(generating)
 
     def _run(self, coro: Coroutine[Any, Any, None], what: str) -> asyncio.Task[None]:
         return self._tasks.run(coro, what)
-
-
-def app_icon_of(manifest: AppManifest) -> QIcon:
-    """The icon of an app, from beside its manifest or the bundled icons."""
-    return app_icon(manifest.icon, manifest.source.parent if manifest.source else None)
-
-
-def _sees_images(capabilities: frozenset[str]) -> bool:
-    # A backend that does not say what a model can do gets the benefit of the doubt.
-    return not capabilities or "vision" in capabilities
-
-
-def _images_note(images: list[Attachment]) -> str:
-    """The line under a message that says which images went with it."""
-    if not images:
-        return ""
-    names = ", ".join(image.name for image in images)
-    return f"Image: {names}" if len(images) == 1 else f"Images: {names}"

@@ -33,11 +33,10 @@ from llmos.apps import store
 from llmos.apps.manifest import AppManifest, ManifestError
 from llmos.apps.permissions import SYSCALLS, describe
 from llmos.apps.registry import AppNotFound, AppRegistry
-from llmos.desktop.agent_window import app_icon_of
 from llmos.desktop.banner import Banner
 from llmos.desktop.owned_tasks import OwnedTasks
 from llmos.desktop.session import DesktopSession
-from llmos.desktop.theme import current_theme, icon
+from llmos.desktop.theme import app_icon_of, current_theme, icon
 
 log = logging.getLogger(__name__)
 

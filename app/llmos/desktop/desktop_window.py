@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from PySide6.QtCore import QPoint, Qt
-from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence
+from PySide6.QtGui import QCloseEvent, QGuiApplication
 from PySide6.QtWidgets import (
     QApplication,
     QDialog,
     QDockWidget,
     QMainWindow,
-    QMdiSubWindow,
     QMessageBox,
     QToolBar,
     QWidget,
@@ -22,9 +21,10 @@ from PySide6.QtWidgets import (
 
 from llmos.apps.registry import AppNotFound, AppRegistry
 from llmos.config import Settings
-from llmos.desktop.agent_window import AgentWindow, app_icon_of
-from llmos.desktop.app_store import SHORTCUT as STORE_SHORTCUT
+from llmos.desktop import desktop_actions as shortcuts
+from llmos.desktop.agent_window import AgentWindow
 from llmos.desktop.app_store import AppStore
+from llmos.desktop.app_windows import AppWindow, AppWindows
 from llmos.desktop.bridge import KernelBridge
 from llmos.desktop.consent_prompt import ConsentBar, DesktopConsent
 from llmos.desktop.help_dialog import HelpDialog
@@ -32,7 +32,6 @@ from llmos.desktop.launcher import Launcher
 from llmos.desktop.memory_explorer import MemoryExplorer
 from llmos.desktop.memory_link import DesktopMemoryLink
 from llmos.desktop.memory_service import MemoryService
-from llmos.desktop.models_window import ModelsWindow
 from llmos.desktop.session import DesktopSession
 from llmos.desktop.settings_dialog import SettingsDialog
 from llmos.desktop.shell_window import ShellWindow
@@ -47,12 +46,8 @@ from llmos.memory import paths
 
 log = logging.getLogger(__name__)
 
-WINDOW_SIZE = (660, 540)
-TOOL_SIZES = {"shell": (780, 460), "models": (900, 460)}
-"""The desktop's own tools are wider than tall: tables and console lines."""
 TASK_MANAGER_HEIGHT = 250
 MEMORY_WIDTH = 520
-CASCADE_STEP = 28
 
 
 class DesktopWindow(QMainWindow):
@@ -85,9 +80,7 @@ class DesktopWindow(QMainWindow):
         self.bridge.exited.connect(lambda pid, _: self.consent.withdraw(pid))
 
         self.workspace = Workspace()
-        self.workspace.subWindowActivated.connect(self._on_activated)
         self.task_manager = TaskManager(self.session, self.bridge)
-        self.task_manager.bringToFront.connect(self.bring_to_front)
         self.task_manager_dock = self._dock(
             "Task manager",
             "TaskManagerDock",
@@ -121,7 +114,6 @@ class DesktopWindow(QMainWindow):
             self.launcher_action,
             [self.task_manager_action, self.memory_action, self.settings_action, self.help_action],
         )
-        self.taskbar.windowClicked.connect(self._on_taskbar_click)
         self.taskbar.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
         self.taskbar.addActions([self.tile_action, self.cascade_action])
         self.setCentralWidget(self.workspace)
@@ -132,6 +124,11 @@ class DesktopWindow(QMainWindow):
         taskbar_area.layout().setContentsMargins(0, 0, 0, 0)
         taskbar_area.addWidget(self.taskbar)
         self.addToolBar(Qt.ToolBarArea.BottomToolBarArea, taskbar_area)
+        self.app_windows = AppWindows(
+            self.session, self.bridge, self.memory, self.workspace, self.taskbar, self
+        )
+        self.app_windows.settingsRequested.connect(self.show_settings)
+        self.task_manager.bringToFront.connect(self.app_windows.bring_to_front)
 
         self.launcher = Launcher(
             [self.app_store_action, self.settings_action, self.help_action, self.quit_action], self
@@ -149,61 +146,25 @@ class DesktopWindow(QMainWindow):
     # -- set-up --------------------------------------------------------------------------------
 
     def _make_actions(self) -> None:
-        def action(
-            text: str,
-            icon_name: str,
-            keys: list[str],
-            slot: Callable[[], object] | None,
-            made: QAction | None = None,
-        ) -> QAction:
-            made = made or QAction(self)
-            made.setText(text)
-            made.setIcon(icon(icon_name))
-            made.setShortcuts([QKeySequence(k) for k in keys])
-            made.setShortcutContext(Qt.ShortcutContext.ApplicationShortcut)
-            made.setToolTip(f"{text} ({', '.join(keys)})")
-            if slot is not None:
-                made.triggered.connect(slot)
-            self.addAction(made)
-            return made
-
+        action = partial(shortcuts.add_action, self)
         workspace = self.workspace
-        self.launcher_action = action(
-            "Open the launcher", "launcher", ["Ctrl+Space", "Alt+F1"], self.show_launcher
-        )
-        self.next_action = action(
-            "Next window", "front", ["Ctrl+Tab", "Ctrl+F6"], workspace.activateNextSubWindow
-        )
+        self.launcher_action = action(shortcuts.LAUNCHER, self.show_launcher)
+        self.next_action = action(shortcuts.NEXT_WINDOW, workspace.activateNextSubWindow)
         self.previous_action = action(
-            "Previous window",
-            "front",
-            ["Ctrl+Shift+Tab", "Ctrl+Shift+F6"],
-            workspace.activatePreviousSubWindow,
+            shortcuts.PREVIOUS_WINDOW, workspace.activatePreviousSubWindow
         )
-        self.close_window_action = action(
-            "Close the window", "close", ["Ctrl+W"], self._close_active
-        )
-        self.tile_action = action("Tile windows", "tile", ["Ctrl+Alt+T"], workspace.tileSubWindows)
-        self.cascade_action = action(
-            "Cascade windows", "cascade", ["Ctrl+Alt+C"], workspace.cascadeSubWindows
-        )
+        self.close_window_action = action(shortcuts.CLOSE_WINDOW, workspace.closeActiveSubWindow)
+        self.tile_action = action(shortcuts.TILE, workspace.tileSubWindows)
+        self.cascade_action = action(shortcuts.CASCADE, workspace.cascadeSubWindows)
         # A dock's own toggle action stays in step with the dock however it is closed.
         self.task_manager_action = action(
-            "Task manager",
-            "task-manager",
-            ["Ctrl+Shift+Esc", "Ctrl+T"],
-            None,
-            self.task_manager_dock.toggleViewAction(),
+            shortcuts.TASK_MANAGER, None, self.task_manager_dock.toggleViewAction()
         )
-        self.memory_action = action(
-            "Memory explorer", "memory", ["Ctrl+E"], None, self.memory_dock.toggleViewAction()
-        )
-        self.settings_action = action("Settings", "settings", ["Ctrl+,"], self.show_settings)
-        self.app_store_action = action(
-            "App Store\u2026", "store", [STORE_SHORTCUT], self.show_app_store
-        )
-        self.help_action = action("Keyboard shortcuts", "help", ["F1"], self.show_help)
-        self.quit_action = action("Quit LLM-OS", "quit", ["Ctrl+Q"], self.close)
+        self.memory_action = action(shortcuts.MEMORY, None, self.memory_dock.toggleViewAction())
+        self.settings_action = action(shortcuts.SETTINGS, self.show_settings)
+        self.app_store_action = action(shortcuts.APP_STORE, self.show_app_store)
+        self.help_action = action(shortcuts.HELP, self.show_help)
+        self.quit_action = action(shortcuts.QUIT, self.close)
 
     def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)
@@ -238,21 +199,13 @@ class DesktopWindow(QMainWindow):
 
     @property
     def agent_windows(self) -> list[AgentWindow]:
-        return [
-            w.widget()
-            for w in self.workspace.subWindowList()
-            if isinstance(w.widget(), AgentWindow)
-        ]
+        return self.app_windows.of_kind(AgentWindow)
 
     @property
     def shell_windows(self) -> list[ShellWindow]:
-        return [
-            w.widget()
-            for w in self.workspace.subWindowList()
-            if isinstance(w.widget(), ShellWindow)
-        ]
+        return self.app_windows.of_kind(ShellWindow)
 
-    def open_app(self, app_id: str) -> AgentWindow | ShellWindow | ModelsWindow | None:
+    def open_app(self, app_id: str) -> AppWindow | None:
         """Open a new window of ``app_id``: an agent app's runs a new process; the desktop's
         own tools (the Shell, the Models window) run none."""
         try:
@@ -260,31 +213,7 @@ class DesktopWindow(QMainWindow):
         except AppNotFound as error:
             self._tell("App not found", str(error))
             return None
-        window: AgentWindow | ShellWindow | ModelsWindow
-        if manifest.kind == "shell":
-            window = ShellWindow(self.session, manifest, memory=self.memory)
-        elif manifest.kind == "models":
-            window = ModelsWindow(self.session, manifest)
-        else:
-            window = AgentWindow(self.session, self.bridge, manifest, memory=self.memory)
-            window.settingsRequested.connect(self.show_settings)
-        sub = self.workspace.addSubWindow(window)
-        sub.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        sub.setWindowIcon(app_icon_of(manifest))
-        sub.resize(*TOOL_SIZES.get(manifest.kind, WINDOW_SIZE))
-        offset = (len(self.workspace.subWindowList()) - 1) % 8 * CASCADE_STEP
-        sub.move(QPoint(24 + offset, 16 + offset))
-        sub.windowStateChanged.connect(
-            lambda *_: self.taskbar.set_active(self.workspace.activeSubWindow())
-        )
-        window.windowTitleChanged.connect(lambda _: self.taskbar.update_window(sub))
-        sub.destroyed.connect(lambda _=None: self._on_window_gone(sub))
-        self.taskbar.add_window(sub)
-        sub.show()
-        self.workspace.viewport().update()  # no hint behind windows
-        window.setFocus()
-        window.start()
-        return window
+        return self.app_windows.open(manifest)
 
     def _on_files_dropped(self, files: list[Path]) -> None:
         """Files dropped on the wallpaper go into /Documents, with the explorer showing how."""
@@ -294,44 +223,6 @@ class DesktopWindow(QMainWindow):
     def show_memory(self) -> None:
         self.memory_dock.show()
         self.memory_dock.raise_()
-
-    def _on_window_gone(self, sub: QMdiSubWindow) -> None:
-        self.taskbar.remove_window(sub)
-        self.workspace.viewport().update()  # the hint shows again on an empty desktop
-
-    def bring_to_front(self, pid: int) -> None:
-        for sub in self.workspace.subWindowList():
-            window = sub.widget()
-            if isinstance(window, AgentWindow) and window.pid == pid:
-                self._raise(sub)
-                return
-
-    def _raise(self, sub: QMdiSubWindow) -> None:
-        if sub.isMinimized():
-            sub.showNormal()
-        self.workspace.setActiveSubWindow(sub)
-        sub.raise_()
-        if sub.widget() is not None:
-            sub.widget().setFocus()
-
-    def _on_taskbar_click(self, sub: QMdiSubWindow) -> None:
-        if sub is self.workspace.activeSubWindow() and not sub.isMinimized():
-            sub.showMinimized()
-            self.taskbar.set_active(None)
-        else:
-            self._raise(sub)
-
-    def _on_activated(self, sub: QMdiSubWindow | None) -> None:
-        self.taskbar.set_active(sub)
-        for each in self.workspace.subWindowList():
-            window = each.widget()
-            if isinstance(window, AgentWindow):
-                window.chat.set_foreground(each is sub)
-
-    def _close_active(self) -> None:
-        sub = self.workspace.activeSubWindow()
-        if sub is not None:
-            sub.close()
 
     # -- launcher, settings, help --------------------------------------------------------------
 
@@ -441,12 +332,7 @@ class DesktopWindow(QMainWindow):
         self.launcher.hide()
         for dialog in self.findChildren(QDialog):
             dialog.close()
-        for sub in self.workspace.subWindowList():
-            window = sub.widget()
-            if isinstance(window, AgentWindow):
-                window.close_without_asking()  # closes its frame too
-            else:
-                sub.close()
+        self.app_windows.close_all()
         try:
             await self.memory.close()
             await self.session.shutdown()

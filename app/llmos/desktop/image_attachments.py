@@ -35,6 +35,20 @@ def image_files(paths: list[Path]) -> list[Path]:
     return [p for p in paths if p.suffix.lower() in IMAGE_SUFFIXES]
 
 
+def sees_images(capabilities: frozenset[str]) -> bool:
+    """Whether a model with ``capabilities`` can be sent images."""
+    # A backend that does not say what a model can do gets the benefit of the doubt.
+    return not capabilities or "vision" in capabilities
+
+
+def images_note(images: list[Attachment]) -> str:
+    """The line under a message that says which images went with it."""
+    if not images:
+        return ""
+    names = ", ".join(image.name for image in images)
+    return f"Image: {names}" if len(images) == 1 else f"Images: {names}"
+
+
 class ImageAttachments(QWidget):
     """The chips of the images attached to the next message (hidden while there are none).
 

@@ -19,8 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from llmos.apps.manifest import AppManifest
-from llmos.desktop.agent_window import app_icon_of
-from llmos.desktop.theme import icon
+from llmos.desktop.theme import app_icon_of, icon
 
 ICON_SIZE = 36
 

@@ -7,6 +7,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, fields
 from pathlib import Path
 from string import Template
+from typing import TYPE_CHECKING
 
 import shiboken6
 from PySide6.QtCore import QByteArray, QRect, QRectF, QSize, Qt
@@ -16,6 +17,9 @@ from PySide6.QtWidgets import QApplication
 
 from llmos.config import THEMES
 from llmos.resources import resource_path
+
+if TYPE_CHECKING:
+    from llmos.apps.manifest import AppManifest
 
 log = logging.getLogger(__name__)
 
@@ -272,6 +276,11 @@ def app_icon(icon_file: str, source_dir: Path | None) -> QIcon:
     if path.suffix.lower() != ".svg":
         return QIcon(str(path))
     return QIcon(_SvgIconEngine(path.read_bytes(), recolor=False))
+
+
+def app_icon_of(manifest: AppManifest) -> QIcon:
+    """The icon of an app, from beside its manifest or the bundled icons."""
+    return app_icon(manifest.icon, manifest.source.parent if manifest.source else None)
 
 
 def wallpaper(size: QSize, device_pixel_ratio: float, dark: bool) -> QPixmap:
