@@ -586,7 +586,8 @@ def _install_app(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     installed = app_store.install(candidate, settings.ensure_data_dir())
     print(
-        f"Installed {installed.name} {installed.version}: run it with `llmos run {installed.id}`."
+        f"Installed {installed.name} {installed.version}: "
+        f"run it with `llmos run {installed.id} --prompt TEXT` or from the launcher."
     )
     return 0
 
