@@ -32,6 +32,7 @@ from llmos.drivers.ollama_driver import OllamaDriver
 from llmos.kernel.events import EventBus
 from llmos.kernel.kernel import Kernel
 from llmos.kernel.scheduler import Scheduler
+from llmos.kernel.sessions import SessionStore
 from llmos.memory.embedder import OFF, Embedder, EmbedderChoice, choose_embedder
 
 if TYPE_CHECKING:  # LanceDB takes 1.5 s to import: only memory commands pay for it
@@ -146,6 +147,7 @@ def build_kernel(
         bus=bus or EventBus(),
         default_model=settings.model,
         num_ctx=settings.num_ctx,
+        sessions=SessionStore.in_data_dir(settings.data_dir),
     )
 
 

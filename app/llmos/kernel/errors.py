@@ -21,10 +21,22 @@ class ProcessGone(KernelError):
     """The process exited (or was killed) before or during the call."""
 
     def __init__(self, pid: int, reason: str) -> None:
-        ended = {"killed": "was killed", "exited": "has exited"}.get(reason, f"ended ({reason})")
+        ended = {
+            "killed": "was killed",
+            "exited": "has exited",
+            "hibernated": "was hibernated (wake it to go on)",
+        }.get(reason, f"ended ({reason})")
         super().__init__(f"Process {pid} {ended}.")
         self.pid = pid
         self.reason = reason
+
+
+class ProcessHeld(KernelError):
+    """A restored process cannot run until it is revived (``str()`` says why and how)."""
+
+    def __init__(self, pid: int, why: str) -> None:
+        super().__init__(why)
+        self.pid = pid
 
 
 class NotAnAgent(KernelError):

@@ -7,6 +7,7 @@ Qt-free asyncio. The CLI, the desktop and the tests build it the same way (see
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import time
 from collections.abc import Collection, Sequence
@@ -15,6 +16,7 @@ from typing import Any
 from llmos.apps.manifest import AppManifest
 from llmos.apps.registry import AppRegistry
 from llmos.drivers.base import (
+    DriverError,
     Message,
     ModelDriver,
     ModelInfo,
@@ -23,6 +25,7 @@ from llmos.drivers.base import (
 from llmos.kernel.consent import ConsentBook
 from llmos.kernel.context import ContextUsage, FittedRequest, PromptTooLarge, fit_request
 from llmos.kernel.errors import (
+    KernelError,
     ModelCallFailed,
     NoSuchProcess,
     NotAnAgent,
@@ -30,6 +33,7 @@ from llmos.kernel.errors import (
     PageTooLarge,
     ProcessBusy,
     ProcessGone,
+    ProcessHeld,
 )
 from llmos.kernel.events import (
     ContextUsageChanged,
@@ -39,10 +43,12 @@ from llmos.kernel.events import (
     ProcessSpawned,
     ProcessStateChanged,
 )
+from llmos.kernel.hibernation import HIBERNATED, Hibernation
 from llmos.kernel.pages import Page, page_room
 from llmos.kernel.paging import MemoryLink, Pager, PagingPolicy, memory_folder
 from llmos.kernel.process import Mail, Process, ProcessState
 from llmos.kernel.scheduler import Scheduler
+from llmos.kernel.sessions import SessionStore
 from llmos.kernel.syscalls import Syscalls
 from llmos.kernel.tokens import Calibration, TokenCounter
 from llmos.kernel.turns import TurnMachine, TurnResult
@@ -53,7 +59,7 @@ EXAMPLE_MODELS = {"vision": "llava:7b", "embedding": "nomic-embed-text", "tools"
 """A model to suggest pulling when none installed has a capability an app needs."""
 
 
-class Kernel(TurnMachine):
+class Kernel(TurnMachine, Hibernation):
     """Runs agent-app processes on one model backend.
 
     Args:
@@ -67,6 +73,9 @@ class Kernel(TurnMachine):
         memory: long-term memory for paging (see :mod:`llmos.kernel.paging`); without it
             processes still run, and their oldest turns are left out of full requests.
         paging: when and how much the pager evicts and pages in.
+        sessions: where processes are written down as they change (see
+            :mod:`llmos.kernel.hibernation`); without it pids restart at 1, and shutting down
+            kills the processes instead of hibernating them.
     """
 
     def __init__(
@@ -81,6 +90,7 @@ class Kernel(TurnMachine):
         options: dict[str, Any] | None = None,
         memory: MemoryLink | None = None,
         paging: PagingPolicy | None = None,
+        sessions: SessionStore | None = None,
     ) -> None:
         self.driver = driver
         self.apps = apps
@@ -99,6 +109,8 @@ class Kernel(TurnMachine):
         self.consent = ConsentBook()
         """Who may make sensitive syscalls; the desktop sets its ``asker``."""
         self._jobs: dict[int, asyncio.Task[TurnResult]] = {}
+        self.sessions = sessions
+        self._settling: set[asyncio.Task[None]] = set()
 
     @property
     def memory(self) -> MemoryLink | None:
@@ -145,7 +157,7 @@ class Kernel(TurnMachine):
         await self.driver.prepare(info.name)
         budget, reserve = self._ram_for(manifest, info)
         process = Process(
-            pid=next(self._pids),
+            pid=await self._new_pid(),
             app=manifest,
             model=info.name,
             priority=manifest.priority if priority is None else priority,
@@ -158,6 +170,7 @@ class Kernel(TurnMachine):
         process.memory_folder = memory_folder(manifest.id, process.pid, time.time())
         process.capabilities = info.capabilities
         process.tools = self.syscalls.tools(process, info.parameter_size)
+        self._open_journal(process)
         self._processes[process.pid] = process
         self.bus.publish(
             ProcessSpawned(
@@ -247,8 +260,9 @@ class Kernel(TurnMachine):
         self._set_state(process, ProcessState.SUSPENDED)
 
     def resume(self, pid: int) -> None:
+        """Schedule a suspended process again (a held one stays suspended: see ``revive``)."""
         process = self.get(pid)
-        if process.state is not ProcessState.SUSPENDED:
+        if process.state is not ProcessState.SUSPENDED or process.held:
             return
         process._resumed.set()
         self._set_state(process, ProcessState.WAITING if process.busy else ProcessState.READY)
@@ -258,6 +272,7 @@ class Kernel(TurnMachine):
         process = self.get(pid)
         process.priority = priority
         self.scheduler.set_priority(pid, priority)
+        self._save(process)
 
     async def wait(self, pid: int) -> str:
         """Wait until a process exits; returns why (``exited``, ``killed``)."""
@@ -280,7 +295,7 @@ class Kernel(TurnMachine):
         """
         # Choose and load every model first, so a backend that cannot take the processes
         # changes nothing.
-        alive = [p for p in self.processes if p.alive]
+        alive = [p for p in self.processes if p.alive and not p.held]
         chosen: dict[int, ModelInfo] = {}
         for process in alive:
             info = await self.choose_model(process.app, driver=driver)
@@ -303,18 +318,30 @@ class Kernel(TurnMachine):
             process.tools = self.syscalls.tools(process, info.parameter_size)
             self._account(process)
         await old.close()
+        for process in self.processes:
+            if process.alive and process.held:
+                # Its model may be on the new backend (Ollama came up): try it quietly.
+                with contextlib.suppress(KernelError, DriverError):
+                    await self.revive(process.pid)
 
     async def shutdown(self) -> None:
-        """Kill every process, wait for conversation pages being written, and close the
-        backend."""
+        """Hibernate every process (kill them, without a session store), wait for what is
+        being written (conversation pages, session logs), and close the backend.
+
+        Generations in flight are cancelled, not waited for; their partial answers are kept.
+        """
+        reason = HIBERNATED if self.sessions is not None else "killed"
         for process in self.processes:
             if process.alive:
-                self._end(process, "killed")
+                self._end(process, reason)
         turns = [p._turn for p in self.processes if p._turn is not None]
         if turns:
             await asyncio.gather(*turns, return_exceptions=True)
+        await self.settled()
         await self.pager.flush()
         await self.driver.close()
+        if self.sessions is not None:
+            await asyncio.to_thread(self.sessions.close)
 
     # -- memory pages ----------------------------------------------------------------------
 
@@ -438,6 +465,8 @@ class Kernel(TurnMachine):
         process = self.get(pid)
         if not process.alive:
             raise ProcessGone(pid, process.exit_reason)
+        if process.held:
+            raise ProcessHeld(pid, process.held)
         if process.busy:
             raise ProcessBusy(pid)
         message: Message = {"role": "user", "content": text, "at": time.time()}
@@ -457,6 +486,7 @@ class Kernel(TurnMachine):
             # The turn never reached the model; leave the history as it was.
             if process.history and process.history[-1] is message:
                 process.history.pop()
+                self._save(process)
             raise
         except ModelCallFailed as failure:
             # Nothing came back: leave the history as it was, so sending again is clean.
@@ -513,6 +543,7 @@ class Kernel(TurnMachine):
     def _publish_usage(self, process: Process, usage: ContextUsage) -> None:
         process.usage = usage
         self.bus.publish(ContextUsageChanged(process.pid, usage))
+        self._save(process)
 
     def _set_state(self, process: Process, state: ProcessState) -> None:
         if process.state is state or not process.alive:
@@ -558,8 +589,8 @@ class Kernel(TurnMachine):
 
     def _end(self, process: Process, reason: str) -> None:
         for child in self.children(process.pid):
-            if not child.detached:  # a child ends with its parent, stopped mid-work
-                self._end(child, "killed")
+            if not child.detached:  # a child ends (or sleeps) with its parent
+                self._end(child, HIBERNATED if reason == HIBERNATED else "killed")
         if process._lease is not None:
             # Free the slot now; the cancelled turn's own release is then a no-op.
             self.scheduler.release(process._lease)
@@ -576,6 +607,7 @@ class Kernel(TurnMachine):
         self.bus.publish(ProcessStateChanged(process.pid, old.value, ProcessState.EXITED.value))
         self.bus.publish(ProcessExited(process.pid, reason))
         process._exited.set()
+        self._settle_later(process, reason)
 
 
 def _covers(page: Page, other: Page) -> bool:

@@ -7,13 +7,16 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmos.apps.manifest import AppManifest
 from llmos.drivers.base import Message, Tool
 from llmos.kernel.context import ContextUsage
 from llmos.kernel.pages import Page
 from llmos.kernel.scheduler import Lease
+
+if TYPE_CHECKING:
+    from llmos.kernel.journal import ProcessJournal
 
 
 class ProcessState(StrEnum):
@@ -137,6 +140,11 @@ class Process:
     """The syscalls it made, newest last."""
     mailbox: deque[Mail] = field(default_factory=lambda: deque(maxlen=MAILBOX_SIZE))
     """Messages other processes sent it, oldest first, not yet read."""
+    window: dict[str, Any] | None = None
+    """Where the desktop shows its window (kept with its session; the kernel only stores it)."""
+    held: str = ""
+    """Why a restored process cannot run (its app was removed, its model is gone), in plain
+    words; it stays suspended until revived. Empty when it can run."""
 
     # Kernel-private run state.
     _turn: asyncio.Task[Any] | None = field(default=None, repr=False)
@@ -144,6 +152,7 @@ class Process:
     _resumed: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
     _exited: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
     _tools_off: bool = field(default=False, repr=False)
+    _journal: ProcessJournal | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self._resumed.set()

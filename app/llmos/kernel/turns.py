@@ -106,6 +106,7 @@ class TurnMachine:
         def _publish_usage(self, process: Process, usage: ContextUsage) -> None: ...
         def _set_state(self, process: Process, state: ProcessState) -> None: ...
         def tools_for(self, process: Process) -> list[Tool] | None: ...
+        def _save(self, process: Process, *, info: bool = False) -> None: ...
 
         @property
         def processes(self) -> tuple[Process, ...]: ...
@@ -344,6 +345,7 @@ class TurnMachine:
         call.tools = request.tools
         publish = self.bus.publish
         pid = process.pid
+        journal = process._journal
         stream = self.driver.chat(request)
         async with contextlib.aclosing(stream):
             async for chunk in stream:
@@ -355,6 +357,8 @@ class TurnMachine:
                     call.parts.append(chunk.content)
                     lease.tick()
                     publish(TokenStreamed(pid, chunk.content))
+                    if journal is not None:
+                        journal.stream(chunk.content)
                 if chunk.tool_calls:
                     call.tool_calls += chunk.tool_calls
                 if chunk.done:
@@ -437,6 +441,7 @@ class TurnMachine:
             process.history.append(
                 {"role": "assistant", "content": partial, "interrupted": True, "at": time.time()}
             )
+            self._save(process)
 
 
 def _for_backend(message: Message) -> Message:

@@ -1,0 +1,267 @@
+"""Files that survive crashes: JSON written atomically, and append-only logs with checksums.
+
+A log line is ``<crc32 of the JSON, 8 hex digits> <JSON>\\n``. Reading stops at the first line
+that is cut short or fails its checksum: what came before is good, what follows is reported
+as damaged (a ``kill -9`` mid-write cuts only the last line). Writes go through one
+:class:`Writer` thread per store, so the event loop never waits on a disk: a write is queued,
+and :meth:`Writer.flush` waits until everything queued is on disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import queue
+import threading
+import zlib
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+log = logging.getLogger(__name__)
+
+
+def encode(record: dict[str, Any]) -> bytes:
+    """One log line for ``record``."""
+    body = json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
+    return b"%08x %s\n" % (zlib.crc32(body), body)
+
+
+@dataclass(frozen=True, slots=True)
+class LogRead:
+    records: list[dict[str, Any]]
+    """The good records, in order."""
+    damage: str = ""
+    """Why reading stopped before the end (empty when the whole log was good)."""
+    good_bytes: int = 0
+    """Where the good part of the file ends."""
+
+
+def read_log(path: Path) -> LogRead:
+    """The records of the log at ``path`` up to the first damaged line.
+
+    Raises:
+        OSError: the file cannot be read.
+    """
+    return read_log_lines(path.read_bytes().splitlines(keepends=True))
+
+
+def read_log_lines(lines: list[bytes]) -> LogRead:
+    """The records of a log's ``lines`` (each with its newline) up to the first damaged one."""
+    records: list[dict[str, Any]] = []
+    offset = 0
+    for number, line in enumerate(lines, start=1):
+        problem = _check(line)
+        if problem is None:
+            try:
+                record = json.loads(line[9:])
+            except ValueError:
+                problem = "is not JSON"
+            else:
+                if isinstance(record, dict):
+                    records.append(record)
+                    offset += len(line)
+                    continue
+                problem = "is not a record"
+        if not line.endswith(b"\n") and number == len(lines):
+            problem = "was cut short (the writer stopped mid-line)"
+        return LogRead(records, f"line {number} {problem}", offset)
+    return LogRead(records, "", offset)
+
+
+def _check(line: bytes) -> str | None:
+    if not line.endswith(b"\n"):
+        return "was cut short"
+    if len(line) < 11 or line[8:9] != b" ":
+        return "is not a log line"
+    try:
+        crc = int(line[:8], 16)
+    except ValueError:
+        return "is not a log line"
+    if zlib.crc32(line[9:-1]) != crc:
+        return "fails its checksum"
+    return None
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` so that a crash leaves the old file or the new one whole.
+
+    Raises:
+        OSError: the disk refused (the old file is left as it was).
+    """
+    temp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(temp, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temp.unlink()
+        raise
+    _sync_folder(path.parent)
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (where the platform can)."""
+    if os.name != "posix":
+        return
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def json_bytes(obj: Any) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, indent=1).encode()
+
+
+class Writer:
+    """A thread that does a store's writes in the order they were queued.
+
+    Appends to one file are batched: everything queued meanwhile is written, then synced to
+    disk once. A write that fails is logged and reported to ``on_error`` (the file's path and
+    the error); later writes still run.
+    """
+
+    def __init__(self, on_error: Callable[[Path, OSError], None] | None = None) -> None:
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._on_error = on_error
+        self._files: dict[Path, IO[bytes]] = {}
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self.failures = 0
+
+    def append(self, path: Path, lines: Iterable[bytes]) -> None:
+        """Queue lines to append to the log at ``path``."""
+        self._put(_Job("append", path, b"".join(lines)))
+
+    def replace(self, path: Path, data: bytes) -> None:
+        """Queue an atomic replacement of ``path`` (a later append reopens it)."""
+        self._put(_Job("replace", path, data))
+
+    def close_file(self, path: Path) -> None:
+        """Queue closing the log at ``path`` (its writes before are done first)."""
+        self._put(_Job("close", path, b""))
+
+    def call(self, action: Callable[[], None]) -> None:
+        """Queue ``action`` to run on the writer thread, in order with the writes."""
+        self._put(_Job("call", Path(), b"", action))
+
+    def flushed(self) -> Future[None]:
+        """A future done once every write queued so far is on disk."""
+        done: Future[None] = Future()
+        self._put(_Job("flush", Path(), b"", done=done))
+        return done
+
+    async def flush(self) -> None:
+        """Wait (without blocking the loop) until every write queued so far is on disk."""
+        await asyncio.wrap_future(self.flushed())
+
+    def flush_now(self) -> None:
+        """Wait, blocking, until every write queued so far is on disk (no event loop)."""
+        self.flushed().result()
+
+    def stop(self) -> None:
+        """Finish the queued writes, close every file and end the thread (blocking)."""
+        with self._lock:
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            self._queue.put(None)
+            thread.join()
+
+    def _put(self, job: _Job) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="llmos-state-writer", daemon=True
+                )
+                self._thread.start()
+        self._queue.put(job)
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            jobs = [self._queue.get()]
+            with contextlib.suppress(queue.Empty):
+                while len(jobs) < 256:
+                    jobs.append(self._queue.get_nowait())
+            dirty: set[Path] = set()
+            waiting: list[Future[None]] = []
+            for job in jobs:
+                if job is None:
+                    stopping = True
+                    continue
+                if job.kind == "flush" and job.done is not None:
+                    waiting.append(job.done)
+                    continue
+                self._do(job, dirty)
+            for path in dirty:
+                file = self._files.get(path)
+                if file is not None:
+                    try:
+                        os.fsync(file.fileno())
+                    except OSError as error:
+                        self._failed(path, error)
+            for done in waiting:
+                done.set_result(None)
+        for file in self._files.values():
+            with contextlib.suppress(OSError):
+                file.close()
+        self._files.clear()
+
+    def _do(self, job: _Job, dirty: set[Path]) -> None:
+        try:
+            if job.kind == "append":
+                file = self._files.get(job.path)
+                if file is None:
+                    file = self._files[job.path] = open(job.path, "ab")  # noqa: SIM115
+                file.write(job.data)
+                file.flush()
+                dirty.add(job.path)
+            elif job.kind == "replace":
+                self._close(job.path)
+                dirty.discard(job.path)
+                write_atomically(job.path, job.data)
+            elif job.kind == "close":
+                file = self._files.get(job.path)
+                if file is not None and job.path in dirty:
+                    os.fsync(file.fileno())
+                    dirty.discard(job.path)
+                self._close(job.path)
+            elif job.kind == "call" and job.action is not None:
+                job.action()
+        except OSError as error:
+            self._close(job.path)
+            self._failed(job.path, error)
+        except Exception:  # a bug must not stop every later write
+            log.exception("a state write to %s failed", job.path)
+
+    def _close(self, path: Path) -> None:
+        file = self._files.pop(path, None)
+        if file is not None:
+            with contextlib.suppress(OSError):
+                file.close()
+
+    def _failed(self, path: Path, error: OSError) -> None:
+        self.failures += 1
+        log.warning("could not write %s (%s)", path, error.strerror or error)
+        if self._on_error is not None:
+            self._on_error(path, error)
+
+
+@dataclass(slots=True)
+class _Job:
+    kind: str
+    path: Path
+    data: bytes
+    action: Callable[[], None] | None = None
+    done: Future[None] | None = None
