@@ -194,9 +194,7 @@ class Hibernation:
             raise
         process.held = held
         journal = ProcessJournal(store, process)
-        if saved.damage:
-            # The damaged tail of the log goes: a fresh log holds what could be read.
-            store.rewrite(saved)
+        store.tidy(saved)
         journal.adopt(process, saved.transcript, journal.fields(process))
         process._journal = journal
         if saved.partial:
@@ -292,7 +290,9 @@ class Hibernation:
             try:
                 manifest = AppManifest.model_validate(saved.app)
             except ValidationError:
-                raise SessionDamaged(f"its app '{saved.app_id}' cannot be read back") from None
+                raise SessionDamaged(
+                    saved.pid, f"its app '{saved.app_id}' cannot be read back"
+                ) from None
             if isinstance(error, AppDisabled):
                 why = f"The app {manifest.name} is disabled: enable it in the App Store"
             else:

@@ -102,7 +102,8 @@ class ProcessJournal:
     def checkpoint(self, now: float | None = None) -> None:
         if self._pending:
             record = {"op": "partial", "text": self._pending}
-            self.store.writer.append(self.path, [encode(record)])
+            # Written at once, synced with the answer: a killed program keeps it.
+            self.store.writer.append(self.path, [encode(record)], sync=False)
             self._pending = ""
         self._checkpoint_at = time.monotonic() if now is None else now
 

@@ -52,10 +52,11 @@ log = logging.getLogger(__name__)
 
 FORMAT = 1
 """The session format this version writes and reads."""
-CHECKPOINT_SECONDS = 0.5
+CHECKPOINT_SECONDS = 0.1
 """How often the answer being generated is written down (a crash loses at most this much)."""
-COMPACT_BYTES = 4_000_000
-"""A log larger than this, and over twice what a fresh one would take, is rewritten."""
+COMPACT_BYTES = 1_000_000
+"""A log larger than this, and over twice what a fresh one would take, is rewritten when its
+process is restored."""
 
 
 class SessionError(KernelError):
@@ -78,7 +79,12 @@ class NoSuchSession(SessionError):
 
 
 class SessionDamaged(SessionError):
-    """The session's files cannot be read at all."""
+    """The session's files cannot be read at all (``why`` says what is wrong)."""
+
+    def __init__(self, pid: int | None, why: str) -> None:
+        subject = f"Process {pid}" if pid is not None else "The process"
+        super().__init__(f"{subject} cannot be brought back: {why}.")
+        self.why = why
 
 
 # -- what a process looks like on disk -------------------------------------------------------
@@ -121,6 +127,8 @@ class SavedProcess:
     budget: int = 0
     damage: str = ""
     """What could not be read (the rest was)."""
+    log_bytes: int = 0
+    """The size of the good part of its log."""
 
     @property
     def history(self) -> list[Message]:
@@ -213,12 +221,15 @@ def replay(records: Iterable[dict[str, Any]], *, damage: str = "") -> SavedProce
     records = iter(records)
     begin = next(records, None)
     if begin is None or begin.get("op") != "begin":
-        raise SessionDamaged(f"its log does not begin a session{f' ({damage})' if damage else ''}")
+        raise SessionDamaged(
+            None, f"its log does not begin a session{f' ({damage})' if damage else ''}"
+        )
     written = begin.get("format", 0)
     if not isinstance(written, int) or written > FORMAT:
         raise SessionDamaged(
+            None,
             f"it was written by a newer LLM-OS (session format {written}; this one reads up to "
-            f"{FORMAT}). Open it with that version, or upgrade."
+            f"{FORMAT}); open it with that version, or upgrade",
         )
     given = begin.get("app")
     app: dict[str, Any] = given if isinstance(given, dict) else {}
@@ -462,12 +473,16 @@ class SessionStore:
         except FileNotFoundError:
             raise NoSuchSession(pid) from None
         except OSError as error:
-            raise SessionDamaged(f"its log cannot be read ({error.strerror})") from None
+            raise SessionDamaged(pid, f"its log cannot be read ({error.strerror})") from None
         try:
-            return replay(read.records, damage=read.damage)
+            saved = replay(read.records, damage=read.damage)
+            saved.log_bytes = read.good_bytes
+            return saved
+        except SessionDamaged as error:
+            raise SessionDamaged(pid, str(error)) from None
         except (KeyError, TypeError, ValueError) as error:
             raise SessionDamaged(
-                f"its log holds a record this version cannot read ({error})"
+                pid, f"its log holds a record this version cannot read ({error})"
             ) from None
 
     def info(self, pid: int) -> SessionInfo:
@@ -483,7 +498,8 @@ class SessionStore:
             try:
                 info = info_of(self.load(pid))
             except SessionError as error:
-                return SessionInfo(pid, "?", "?", "damaged", problem=str(error))
+                why = error.why if isinstance(error, SessionDamaged) else str(error)
+                return SessionInfo(pid, "?", "?", "damaged", problem=why)
         if status_now is None and info.status == "running":
             info = _replace_status(info, "interrupted")
         elif status_now is not None and info.status != "ended":
@@ -506,6 +522,16 @@ class SessionStore:
         self.folder(saved.pid).mkdir(parents=True, exist_ok=True)
         self.writer.replace(self.log_path(saved.pid), data)
         self.write_info(info_of(saved))
+
+    def tidy(self, saved: SavedProcess) -> None:
+        """Before ``saved`` goes on: a log with a damaged tail, or grown to over twice what
+        it holds, is replaced by a fresh one (later records must follow good ones)."""
+        if saved.damage:
+            self.rewrite(saved)
+        elif saved.log_bytes > COMPACT_BYTES:
+            fresh = sum(len(encode(record)) for record in snapshot_records(saved))
+            if saved.log_bytes > 2 * fresh:
+                self.rewrite(saved)
 
     def delete(self, pid: int) -> None:
         """Remove a session's files (blocking).

@@ -140,9 +140,14 @@ class Writer:
         self._lock = threading.Lock()
         self.failures = 0
 
-    def append(self, path: Path, lines: Iterable[bytes]) -> None:
-        """Queue lines to append to the log at ``path``."""
-        self._put(_Job("append", path, b"".join(lines)))
+    def append(self, path: Path, lines: Iterable[bytes], *, sync: bool = True) -> None:
+        """Queue lines to append to the log at ``path``.
+
+        Args:
+            sync: make them durable (``fsync``); without it they survive the program being
+                killed (they are in the operating system's hands) but not a power cut.
+        """
+        self._put(_Job("append", path, b"".join(lines), sync=sync))
 
     def replace(self, path: Path, data: bytes) -> None:
         """Queue an atomic replacement of ``path`` (a later append reopens it)."""
@@ -226,7 +231,8 @@ class Writer:
                     file = self._files[job.path] = open(job.path, "ab")  # noqa: SIM115
                 file.write(job.data)
                 file.flush()
-                dirty.add(job.path)
+                if job.sync:
+                    dirty.add(job.path)
             elif job.kind == "replace":
                 self._close(job.path)
                 dirty.discard(job.path)
@@ -265,3 +271,4 @@ class _Job:
     data: bytes
     action: Callable[[], None] | None = None
     done: Future[None] | None = None
+    sync: bool = True
