@@ -425,3 +425,45 @@ def test_a_child_shows_indented_under_its_parent_and_dies_with_it(desk):
 
     desk.kernel.kill(parent.pid)
     desk.qtbot.waitUntil(lambda: desk.rows() == [other.pid])
+
+
+def test_hibernate_frees_the_process_and_lists_it_as_hibernated(desk):
+    desk.start()
+    first, second = desk.spawn(2)
+    desk.arun(desk.kernel.send(first.pid, "My cat is called Miso."))
+    desk.kernel.set_window(first.pid, {"open": True, "x": 10, "y": 20})
+    desk.qtbot.waitUntil(lambda: len(desk.rows()) == 2)
+    manager = desk.manager
+    assert not manager.hibernate_action.isEnabled()
+    desk.click_row(first.pid)
+    assert manager.hibernate_action.isEnabled()
+    assert manager.hibernate_action in manager.menu.actions()
+
+    manager.activateWindow()
+    desk.qtbot.waitUntil(manager.isActiveWindow)
+    manager.table.setFocus()
+    desk.qtbot.keyClick(manager.table, Qt.Key.Key_H, Qt.KeyboardModifier.ControlModifier)
+    desk.qtbot.waitUntil(lambda: desk.rows() == [second.pid])
+    desk.qtbot.waitUntil(lambda: first.history == [] and first.usage is None)
+    assert first.exit_reason == "hibernated"
+    store = desk.kernel.sessions
+    assert desk.arun(asyncio.to_thread(store.info, first.pid)).status == "hibernated"
+    # Its window is not brought back at the next start: it waits in Hibernated.
+    assert desk.arun(desk.kernel.load_saved(first.pid)).window == {"open": False, "x": 10, "y": 20}
+    hibernated = manager.sessions.hibernated
+    desk.qtbot.waitUntil(lambda: hibernated.pids() == [first.pid])
+    assert manager.tabs.tabText(manager.tabs.indexOf(hibernated)) == "Hibernated (1)"
+    assert second.alive
+
+
+def test_process_actions_rest_while_a_saved_list_shows(desk):
+    desk.start()
+    (process,) = desk.spawn()
+    desk.qtbot.waitUntil(lambda: desk.rows() == [process.pid])
+    desk.click_row(process.pid)
+    manager = desk.manager
+    manager.tabs.setCurrentWidget(manager.sessions.history)
+    # Delete and Enter mean the list's Delete and Reopen there, not Kill and Bring to front.
+    assert not manager.kill_action.isEnabled() and not manager.front_action.isEnabled()
+    manager.tabs.setCurrentWidget(manager.processes_page)
+    assert manager.kill_action.isEnabled()

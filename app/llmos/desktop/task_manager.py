@@ -1,11 +1,14 @@
 """The task manager: every live process, its context RAM and speed, and the controls to
-kill, suspend, resume, reprioritise or raise it.
+kill, suspend, resume, reprioritise, hibernate or raise it; in two more tabs, the hibernated
+processes (to wake) and the ended ones (to reopen).
 
 Rows are kept in place: the table changes structure only when a process starts or ends,
 and a bridge tick (a few a second) repaints the values with one ``dataChanged``.
 """
 
 from __future__ import annotations
+
+import contextlib
 
 from PySide6.QtCore import (
     QEvent,
@@ -15,12 +18,13 @@ from PySide6.QtCore import (
     QTimer,
     Signal,
 )
-from PySide6.QtGui import QAction, QKeySequence, QResizeEvent
+from PySide6.QtGui import QAction, QKeySequence, QResizeEvent, QShowEvent
 from PySide6.QtWidgets import (
     QBoxLayout,
     QLabel,
     QMenu,
     QTableView,
+    QTabWidget,
     QToolBar,
     QVBoxLayout,
     QWidget,
@@ -43,7 +47,8 @@ from llmos.desktop.process_table import (
 )
 from llmos.desktop.ram_bar import RamDelegate, human_bytes, human_tokens
 from llmos.desktop.row_table import show_rows
-from llmos.desktop.session import DesktopSession
+from llmos.desktop.session import DesktopSession, KernelNotRunning
+from llmos.desktop.session_lists import HIBERNATE_SHORTCUT, SessionLists
 from llmos.desktop.theme import icon
 from llmos.kernel.context import BYTES_PER_TOKEN_SHOWN
 from llmos.kernel.process import Process, ProcessState
@@ -57,16 +62,22 @@ QWIDGETSIZE_MAX = (1 << 24) - 1
 
 class TaskManager(QWidget):
     """Lists the kernel's processes with their context RAM, speed and counters; kills,
-    suspends, resumes and reprioritises the selected one. The desktop docks it.
+    suspends, resumes, reprioritises and hibernates the selected one. Its Hibernated and
+    History tabs list the saved processes. The desktop docks it.
 
     Signals:
         bringToFront(int): the user asked to see the selected process's window (its pid).
+        wakeRequested(int): the user asked to wake a hibernated process (its pid).
+        reopenRequested(int): the user asked to reopen an ended process (its pid).
     """
 
     bringToFront = Signal(int)
+    wakeRequested = Signal(int)
+    reopenRequested = Signal(int)
     kill_action: QAction
     suspend_action: QAction
     """Suspends, or resumes when the selected process is suspended."""
+    hibernate_action: QAction
     priority_up_action: QAction
     priority_down_action: QAction
     front_action: QAction
@@ -102,11 +113,24 @@ class TaskManager(QWidget):
         for widget in (self.toolbar, self.placeholder, self.table, self.totals):
             processes.addWidget(widget, 1 if widget is self.table else 0)
         # Docked at the side the graph goes under the table; along the top or bottom, beside it.
-        self._layout = QBoxLayout(QBoxLayout.Direction.TopToBottom, self)
+        self.processes_page = QWidget(self)
+        self._layout = QBoxLayout(QBoxLayout.Direction.TopToBottom, self.processes_page)
         self._layout.setContentsMargins(6, 4, 6, 6)
         self._layout.setSpacing(8)
         self._layout.addLayout(processes, 3)
         self._layout.addWidget(self.graph, 2)
+        self.sessions = SessionLists(session, bridge, self)
+        self.sessions.wakeRequested.connect(self.wakeRequested)
+        self.sessions.reopenRequested.connect(self.reopenRequested)
+        self.sessions.loaded.connect(self._update_tab_titles)
+        self.tabs = QTabWidget(self, documentMode=True)
+        self.tabs.addTab(self.processes_page, "Processes")
+        self.tabs.addTab(self.sessions.hibernated, "Hibernated")
+        self.tabs.addTab(self.sessions.history, "History")
+        self.tabs.currentChanged.connect(self._on_tab)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(self.tabs)
 
         self._sampler = QTimer(self, interval=1000)
         self._sampler.timeout.connect(self._sample)
@@ -125,6 +149,10 @@ class TaskManager(QWidget):
         self._layout.setDirection(direction)
         self.graph.setMaximumWidth(GRAPH_WIDTH if wide else QWIDGETSIZE_MAX)
         self._fit_graph()
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        self._on_tab()
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
@@ -198,6 +226,8 @@ class TaskManager(QWidget):
              (keys.Delete,)),
             ("suspend_action", "suspend", "Suspend", "Suspend or resume the selected process",
              self._toggle_suspend, ("Space",)),
+            ("hibernate_action", "hibernate", "Hibernate", "Write it to disk and free its "
+             "context RAM; wake it from Hibernated", self.hibernate, (HIBERNATE_SHORTCUT,)),
             ("priority_up_action", "priority-up", "Priority +", "Raise its priority",
              lambda: self._nudge_priority(1), ("Ctrl+Up",)),
             ("priority_down_action", "priority-down", "Priority −", "Lower its priority",
@@ -236,10 +266,13 @@ class TaskManager(QWidget):
         return None if pid is None else self.model.process(self.model.pids.index(pid))
 
     def _update_actions(self) -> None:
-        process = self._selected()
+        # Only on the Processes tab: the lists' own actions share keys (Delete, Enter).
+        process = self._selected() if self.tabs.currentWidget() is self.processes_page else None
         for act in self.actions():
             act.setEnabled(process is not None)
         if process is not None:
+            kernel = self._session.kernel
+            self.hibernate_action.setEnabled(kernel is not None and kernel.sessions is not None)
             low, high = PRIORITY_RANGE
             self.priority_up_action.setEnabled(process.priority < high)
             self.priority_down_action.setEnabled(process.priority > low)
@@ -270,6 +303,18 @@ class TaskManager(QWidget):
             kernel.set_priority(process.pid, max(low, min(high, process.priority + step)))
             self._changed(process.pid)
 
+    def hibernate(self) -> None:
+        """Hibernate the selected process (and those it started) in the background: its row
+        leaves the table, and it waits in Hibernated (no window at the next start)."""
+        kernel, process = self._session.kernel, self._selected()
+        if kernel is None or process is None or not process.alive:
+            return
+        # Its window closes as it sleeps: it must not come back at the next start.
+        kernel.set_window(process.pid, {**(process.window or {}), "open": False})
+        self.hibernate_action.setEnabled(False)
+        with contextlib.suppress(KernelNotRunning):  # the desktop is closing: it sleeps anyway
+            self._session.run(kernel.hibernate(process.pid), f"llmos-hibernate-{process.pid}")
+
     def _bring_to_front(self) -> None:
         pid = self.selected_pid()
         if pid is not None:
@@ -299,6 +344,16 @@ class TaskManager(QWidget):
             self.menu.popup(self.table.viewport().mapToGlobal(pos))
 
     # -- updates -----------------------------------------------------------------------------
+
+    def _on_tab(self) -> None:
+        if self.tabs.currentWidget() is not self.processes_page:
+            self.sessions.refresh()
+        self._update_actions()
+
+    def _update_tab_titles(self) -> None:
+        count = self.sessions.hibernated_count
+        index = self.tabs.indexOf(self.sessions.hibernated)
+        self.tabs.setTabText(index, f"Hibernated ({count})" if count else "Hibernated")
 
     def _on_tick(self) -> None:
         self.model.refresh()
