@@ -1,7 +1,9 @@
 """An agent app's window: one process, its conversation, and its context RAM.
 
-The window spawns its process when it opens and kills it when it closes (asking first while
-an answer is being generated). Every failure a user can meet (no backend, a model that is not
+The window spawns its process when it opens (or restores a saved one, see
+:mod:`~llmos.desktop.restore`) and kills it when the user closes it (asking first while an
+answer is being generated); when the desktop closes, the window lets go of its process for
+the kernel to hibernate. Every failure a user can meet (no backend, a model that is not
 installed, a message too large for the context RAM, a broken stream) shows as a banner in
 plain words, and the text typed is never lost. The banner, the message box and the memory
 pages are in :mod:`~llmos.desktop.banner`, :mod:`~llmos.desktop.message_bar` and
@@ -11,7 +13,7 @@ pages are in :mod:`~llmos.desktop.banner`, :mod:`~llmos.desktop.message_bar` and
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
@@ -25,18 +27,26 @@ from llmos.desktop.bridge import KernelBridge
 from llmos.desktop.chat_view import ChatView
 from llmos.desktop.consent_prompt import ConsentBar
 from llmos.desktop.context_view import ContextView
+from llmos.desktop.held_process import REVIVE, HeldProcess
 from llmos.desktop.image_attachments import Attachment, images_note, sees_images
 from llmos.desktop.memory_drag import MemoryRef
 from llmos.desktop.memory_service import MemoryService
 from llmos.desktop.message_bar import MessageBar
 from llmos.desktop.owned_tasks import OwnedTasks
 from llmos.desktop.paged_in import PagedIn
+from llmos.desktop.restore import show_conversation
 from llmos.desktop.session import DesktopSession, KernelNotRunning
 from llmos.desktop.theme import app_icon_of
 from llmos.drivers.base import DriverError
 from llmos.kernel.context import PromptTooLarge
-from llmos.kernel.errors import KernelError, ModelCallFailed, ProcessGone
+from llmos.kernel.errors import KernelError, ModelCallFailed, ProcessGone, ProcessHeld
+from llmos.kernel.hibernation import HIBERNATED
 from llmos.kernel.kernel import Kernel, TurnResult
+from llmos.kernel.process import Process
+from llmos.kernel.sessions import SavedProcess
+
+Starter = Callable[[Kernel], Awaitable[Process]]
+"""How a window gets its process from the kernel (spawn, restore, reopen)."""
 
 
 class AgentWindow(QWidget):
@@ -71,6 +81,9 @@ class AgentWindow(QWidget):
         self._tasks = OwnedTasks("window")
         self._turn: asyncio.Task[Any] | None = None
         self._force_close = False
+        self._detached = False
+        self._starter: Starter = self._spawn_new
+        self._place: dict[str, Any] | None = None
         self._asking = False
         self._closed = False
         self.context_view: ContextView | None = None
@@ -83,6 +96,7 @@ class AgentWindow(QWidget):
         bridge.usageChanged.connect(self._on_usage)
         bridge.pagesChanged.connect(self.pages.show_pages)
         bridge.exited.connect(self._on_exited)
+        bridge.stateChanged.connect(self.held.check)
 
     # -- layout --------------------------------------------------------------------------------
 
@@ -97,6 +111,9 @@ class AgentWindow(QWidget):
         self.banner = Banner()
         self.banner.retryRequested.connect(self._retry)
         self.banner.settingsRequested.connect(self.settingsRequested)
+        self.held = HeldProcess(self.banner, self._run, self)
+        """Why a restored process cannot run, Choose model..., Retry."""
+        self.held.revived.connect(self._on_usage)
         self.banner_text = self.banner.text
         self.retry_button = self.banner.retry_button
         self.settings_button = self.banner.settings_button
@@ -105,7 +122,7 @@ class AgentWindow(QWidget):
         self.consent = ConsentBar(self)
         """Questions before sensitive syscalls of this process (or of those it started)."""
 
-        self.pages = PagedIn(self, self.memory, self.banner.show_problem, self._run)
+        self.pages = PagedIn(self, self.memory, self._show_problem, self._run)
         self.pager, self.paged_in = self.pages.pager, self.pages.strip
 
         self.chat = ChatView()
@@ -119,7 +136,7 @@ class AgentWindow(QWidget):
         self.attach_button = self.message_bar.attach_button
         self.send_button = self.message_bar.send_button
         self.stop_button = self.message_bar.stop_button
-        self.attachments.problem.connect(self.banner.show_problem)
+        self.attachments.problem.connect(self._show_problem)
         # Drags arrive at the box's viewport; the filter installed last (images) sees them first.
         self.pages.watch(self.composer.viewport())
         self.attachments.watch(self.composer.viewport())
@@ -139,10 +156,28 @@ class AgentWindow(QWidget):
     # -- the process -----------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Spawn this window's process (call once the window is on screen)."""
-        self._run(self._spawn(), "spawn")
+        """Start this window's process (call once the window is on screen): a new one, or the
+        one given to :meth:`resume`."""
+        self._run(self._begin(), "start")
 
-    async def _spawn(self) -> None:
+    def resume(self, saved: SavedProcess, *, reopen: bool = False) -> None:
+        """Show ``saved``'s conversation now and bring the process back once the kernel runs
+        (as a new process with ``reopen``); then call :meth:`start`."""
+        show_conversation(self.chat, saved, self.manifest.name)
+        if self.chat.messages:
+            self.starters.hide()
+        if reopen:
+            self._starter = lambda kernel: kernel.reopen(saved.pid)
+        else:
+            self._starter = lambda kernel: kernel.restore(saved)
+            self.setWindowTitle(f"{self.manifest.name} \u00b7 {saved.pid}")
+
+    async def _spawn_new(self, kernel: Kernel) -> Process:
+        # A model chosen in the settings is a wish to honour or explain, not a hint.
+        chosen = kernel.default_model if self.session.settings.model else None
+        return await kernel.spawn(self.manifest, model=chosen)
+
+    async def _begin(self) -> None:
         self.model_label.setText("Waiting for the model engine...")
         self.banner.hide()
         try:
@@ -150,16 +185,15 @@ class AgentWindow(QWidget):
             if self._closed:
                 return
             self.model_label.setText("Loading the model...")
-            # A model chosen in the settings is a wish to honour or explain, not a hint.
-            chosen = kernel.default_model if self.session.settings.model else None
-            process = await kernel.spawn(self.manifest, model=chosen)
+            process = await self._starter(kernel)
         except (KernelNotRunning, DriverError, KernelError) as error:
             if not self._closed:
                 self.model_label.setText("Not running")
-                self.banner.show_problem(str(error), retry="spawn")
+                self._show_problem(str(error), retry="spawn")
             return
         if self._closed:  # closed while the model loaded: the process has no window
-            kernel.kill(process.pid)
+            if not self._detached:
+                kernel.kill(process.pid)
             return
         self.kernel, self.pid = kernel, process.pid
         self.pages.kernel, self.pages.pid = kernel, process.pid
@@ -167,8 +201,20 @@ class AgentWindow(QWidget):
         self._on_usage(process.pid)
         self.context_action.setEnabled(True)
         self.send_button.setEnabled(True)
+        self.held.kernel, self.held.pid = kernel, process.pid
+        if process.held:
+            self.held.show(process)
         self.processStarted.emit(process.pid)
         self.composer.setFocus()
+
+    def set_place(self, place: dict[str, Any]) -> None:
+        """Where the window is on the desktop (kept with the process's session)."""
+        self._place = place
+        if self.kernel is not None and self.pid is not None and self.kernel.get(self.pid).alive:
+            self.kernel.set_window(self.pid, place)
+
+    def _show_problem(self, text: str, *, retry: str | None = None) -> None:
+        self.held.problem(text, retry=retry)
 
     @property
     def generating(self) -> bool:
@@ -184,6 +230,9 @@ class AgentWindow(QWidget):
         if self.pid is None or self.kernel is None or self.generating:
             return False
         process = self.kernel.get(self.pid)
+        if process.held:
+            self.held.show(process)  # the text stays in the composer
+            return False
         if self.attachments.attachments and not sees_images(process.capabilities):
             self.banner.show_problem(
                 f"{process.model} cannot see images, so nothing was sent. Open the Vision app "
@@ -236,20 +285,20 @@ class AgentWindow(QWidget):
 
     def _show_failure(self, error: Exception, text: str, mark: int) -> None:
         self._bridge.flush()
-        if isinstance(error, PromptTooLarge):
+        if isinstance(error, PromptTooLarge | ProcessHeld):
             self._take_back(text, mark)
-            self.banner.show_problem(str(error))
+            self._show_problem(str(error))
         elif isinstance(error, ModelCallFailed):
             if error.partial:
                 self.chat.end_answer(error.partial, note="Interrupted: the answer broke off.")
             else:
                 self._take_back(text, mark)
-            self.banner.show_problem(str(error.cause), retry=None if error.partial else "send")
+            self._show_problem(str(error.cause), retry=None if error.partial else "send")
         elif isinstance(error, ProcessGone):
             self.chat.end_answer(note="The process was ended.")
         else:
             self.chat.end_answer(note="No answer.")
-            self.banner.show_problem(str(error))
+            self._show_problem(str(error))
 
     def _take_back(self, text: str, mark: int) -> None:
         """Remove an unsent message from the view and keep its text: back in the composer,
@@ -270,6 +319,8 @@ class AgentWindow(QWidget):
     def _retry(self, action: str) -> None:
         if action == "spawn":
             self.start()
+        elif action == REVIVE:
+            self.held.revive()
         elif action == "send":
             text, self._unsent = self._unsent, ""
             if self.composer.toPlainText() == text:
@@ -317,9 +368,16 @@ class AgentWindow(QWidget):
             self.pages.take_drag(event)
 
     def _on_exited(self, pid: int, reason: str) -> None:
-        if pid == self.pid and reason == "killed":
+        if pid != self.pid:
+            return
+        if reason == "killed":
             # Killed elsewhere (the task manager): the window goes with its process.
             self.close_without_asking()
+        elif reason == HIBERNATED and self.kernel is not None:
+            # Put to sleep elsewhere: the window goes, and does not come back by itself at the
+            # next start (the kernel writes this before the session closes).
+            self.kernel.set_window(pid, {**(self._place or {}), "open": False})
+            self.detach()
 
     # -- closing ---------------------------------------------------------------------------------
 
@@ -337,19 +395,26 @@ class AgentWindow(QWidget):
         self._bridge.usageChanged.disconnect(self._on_usage)
         self._bridge.pagesChanged.disconnect(self.pages.show_pages)
         self._bridge.exited.disconnect(self._on_exited)
+        self._bridge.stateChanged.disconnect(self.held.check)
         self._tasks.cancel()
         if self.context_view is not None:
             self.context_view.close()
-        if self.kernel is not None and self.pid is not None:
+        if self.kernel is not None and self.pid is not None and not self._detached:
             process = self.kernel.get(self.pid)
             if process.alive:
                 self.kernel.kill(self.pid)
         event.accept()
 
     def close_without_asking(self) -> None:
-        """Close now, even mid-answer (the desktop is shutting down)."""
+        """Close now, even mid-answer, and end the process."""
         self._force_close = True
         self._close_frame()
+
+    def detach(self) -> None:
+        """Close now without ending the process (the desktop is closing: the kernel hibernates
+        it, an answer being generated stops and what came of it is kept)."""
+        self._detached = True
+        self.close_without_asking()
 
     def _close_frame(self) -> None:
         # On the desktop the window sits in an MDI frame: closing the frame closes both.

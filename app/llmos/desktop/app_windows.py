@@ -6,7 +6,7 @@ Models window) run none and open wider than tall, for their tables and console l
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from PySide6.QtCore import QObject, QPoint, Qt, Signal
 from PySide6.QtWidgets import QMdiSubWindow, QWidget
@@ -20,7 +20,9 @@ from llmos.desktop.session import DesktopSession
 from llmos.desktop.shell_window import ShellWindow
 from llmos.desktop.taskbar import Taskbar
 from llmos.desktop.theme import app_icon_of
+from llmos.desktop.window_places import WindowPlaces
 from llmos.desktop.workspace import Workspace
+from llmos.kernel.sessions import SavedProcess
 
 WINDOW_SIZE = (660, 540)
 TOOL_SIZES = {"shell": (780, 460), "models": (900, 460)}
@@ -55,6 +57,8 @@ class AppWindows(QObject):
         self._memory = memory
         self._workspace = workspace
         self._taskbar = taskbar
+        self.places = WindowPlaces(workspace, self)
+        """Where the agent windows are, kept with their processes' sessions."""
         workspace.subWindowActivated.connect(self._on_activated)
         taskbar.windowClicked.connect(self._on_taskbar_click)
 
@@ -62,8 +66,17 @@ class AppWindows(QObject):
         """The open windows that are ``kind`` (AgentWindow, ShellWindow...), oldest first."""
         return [w.widget() for w in self._workspace.subWindowList() if isinstance(w.widget(), kind)]
 
-    def open(self, manifest: AppManifest) -> AppWindow:
-        """Open a new window of ``manifest``'s app and start it."""
+    def open(
+        self,
+        manifest: AppManifest,
+        *,
+        saved: SavedProcess | None = None,
+        reopen: bool = False,
+        place: dict[str, Any] | None = None,
+    ) -> AppWindow:
+        """Open a new window of ``manifest``'s app and start it: a new process, or ``saved``
+        brought back (as a new process with ``reopen``), at ``place`` (default: the next step
+        of the cascade)."""
         window: AppWindow
         if manifest.kind == "shell":
             window = ShellWindow(self._session, manifest, memory=self._memory)
@@ -72,6 +85,8 @@ class AppWindows(QObject):
         else:
             window = AgentWindow(self._session, self._bridge, manifest, memory=self._memory)
             window.settingsRequested.connect(self.settingsRequested)
+            if saved is not None:
+                window.resume(saved, reopen=reopen)
         workspace, taskbar = self._workspace, self._taskbar
         sub = workspace.addSubWindow(window)
         sub.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
@@ -79,10 +94,14 @@ class AppWindows(QObject):
         sub.resize(*TOOL_SIZES.get(manifest.kind, WINDOW_SIZE))
         offset = (len(workspace.subWindowList()) - 1) % 8 * CASCADE_STEP
         sub.move(QPoint(24 + offset, 16 + offset))
+        if isinstance(window, AgentWindow):
+            self.places.track(sub, window)
         sub.windowStateChanged.connect(lambda *_: taskbar.set_active(workspace.activeSubWindow()))
         window.windowTitleChanged.connect(lambda _: taskbar.update_window(sub))
         sub.destroyed.connect(lambda _=None: self._on_window_gone(sub))
         taskbar.add_window(sub)
+        if place is not None:
+            self.places.place(sub, place)
         sub.show()
         workspace.viewport().update()  # no hint behind windows
         window.setFocus()
@@ -98,11 +117,14 @@ class AppWindows(QObject):
                 return
 
     def close_all(self) -> None:
-        """Close every window now, agent windows even mid-answer (the desktop is closing)."""
+        """Close every window now, agent windows even mid-answer, leaving their processes to
+        the kernel to hibernate (the desktop is closing): their places are written first, so
+        the next start puts them back."""
+        self.places.stop()
         for sub in self._workspace.subWindowList():
             window = sub.widget()
             if isinstance(window, AgentWindow):
-                window.close_without_asking()  # closes its frame too
+                window.detach()  # closes its frame too
             else:
                 sub.close()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from functools import partial
 from pathlib import Path
@@ -32,7 +33,8 @@ from llmos.desktop.launcher import Launcher
 from llmos.desktop.memory_explorer import MemoryExplorer
 from llmos.desktop.memory_link import DesktopMemoryLink
 from llmos.desktop.memory_service import MemoryService
-from llmos.desktop.session import DesktopSession
+from llmos.desktop.restore import manifest_of, read_saved_windows
+from llmos.desktop.session import DesktopSession, KernelNotRunning
 from llmos.desktop.settings_dialog import SettingsDialog
 from llmos.desktop.shell_window import ShellWindow
 from llmos.desktop.task_manager import TaskManager
@@ -42,6 +44,7 @@ from llmos.desktop.workspace import Workspace
 from llmos.drivers.base import DriverError, ModelDriver
 from llmos.drivers.model_store import ModelFileError
 from llmos.kernel.errors import KernelError
+from llmos.kernel.sessions import SessionError
 from llmos.memory import paths
 
 log = logging.getLogger(__name__)
@@ -175,9 +178,11 @@ class DesktopWindow(QMainWindow):
         return dock
 
     def start(self) -> None:
-        """Start the kernel (call once the event loop runs)."""
+        """Start the kernel (call once the event loop runs) and bring back the windows that
+        were on screen when LLM-OS last closed (or crashed)."""
         self.session.start()
         self.memory.resume_interrupted()
+        self.session.run(self._restore_windows(), "llmos-restore-windows")
 
     @property
     def apps(self) -> AppRegistry:
@@ -214,6 +219,61 @@ class DesktopWindow(QMainWindow):
             self._tell("App not found", str(error))
             return None
         return self.app_windows.open(manifest)
+
+    async def _restore_windows(self) -> None:
+        data_dir = self.session.settings.data_dir
+        found = await asyncio.to_thread(read_saved_windows, data_dir)
+        if self._shutdown_task is not None:
+            return
+        apps = self.apps
+        problems = list(found.problems)
+        for saved in found.saved:
+            try:
+                manifest = manifest_of(saved, apps)
+            except SessionError as error:
+                problems.append(str(error))
+                continue
+            self.app_windows.open(manifest, saved=saved, place=saved.window)
+        if problems:
+            self._tell("Some windows were not brought back", "\n\n".join(problems))
+
+    def wake(self, pid: int) -> None:
+        """Bring hibernated (or interrupted) process ``pid`` back in a window where its window
+        was (the next place of the cascade if it had none)."""
+        self._with_saved(pid, reopen=False)
+
+    def reopen(self, pid: int) -> None:
+        """Start a new process with ended (or hibernated) process ``pid``'s conversation, in a
+        new window."""
+        self._with_saved(pid, reopen=True)
+
+    def _with_saved(self, pid: int, *, reopen: bool) -> None:
+        if not reopen:
+            for window in self.agent_windows:
+                if window.pid == pid:  # already back
+                    self.app_windows.bring_to_front(pid)
+                    return
+        with contextlib.suppress(KernelNotRunning):  # shutting down
+            self.session.run(self._open_saved(pid, reopen), f"llmos-wake-{pid}")
+
+    async def _open_saved(self, pid: int, reopen: bool) -> None:
+        what = "reopened" if reopen else "woken"
+        try:
+            kernel = await self.session.kernel_ready()
+            saved = await kernel.load_saved(pid)
+            manifest = manifest_of(saved, self.apps)
+        except (KernelNotRunning, KernelError) as error:
+            self._tell(f"Process {pid} cannot be {what}", str(error))
+            return
+        store = kernel.sessions
+        if not reopen and store is not None and await asyncio.to_thread(store.in_use, pid):
+            self._tell(
+                f"Process {pid} cannot be {what}",
+                f"Process {pid} is running (here or in another LLM-OS on this data dir).",
+            )
+            return
+        place = None if reopen or saved.window is None else {**saved.window, "state": "normal"}
+        self.app_windows.open(manifest, saved=saved, reopen=reopen, place=place)
 
     def _on_files_dropped(self, files: list[Path]) -> None:
         """Files dropped on the wallpaper go into /Documents, with the explorer showing how."""
