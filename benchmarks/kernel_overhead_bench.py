@@ -19,10 +19,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import shutil
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -86,7 +88,9 @@ async def through_kernel(kernel: Kernel, prompts: list[str]) -> int:
 async def compare(chats: int, rounds: int, token_delay: float) -> None:
     prompts = [f"Question {i}: explain paging in an operating system." for i in range(chats)]
     with server_process(token_delay) as host:
-        kernel = build_kernel(load_settings({"ollama_host": host}, env={}))
+        # A data dir of its own: every chat is a process, and each leaves a session.
+        scratch = tempfile.mkdtemp(prefix="llmos-bench-")
+        kernel = build_kernel(load_settings({"ollama_host": host, "data_dir": scratch}, env={}))
         client = ollama.AsyncClient(host=host)
         system = kernel.apps.get("chat").system_prompt.strip()
         probe = await kernel.spawn("chat", model=MODEL)
@@ -124,6 +128,7 @@ async def compare(chats: int, rounds: int, token_delay: float) -> None:
         )
         await client._client.aclose()
         await kernel.shutdown()
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 async def main() -> None:

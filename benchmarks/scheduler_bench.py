@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import statistics
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import AsyncGenerator
@@ -59,9 +60,14 @@ class LatencyDriver(FakeDriver):
         )
 
 
+SCRATCH = tempfile.TemporaryDirectory(prefix="llmos-bench-")
+
+
 def bench_kernel(driver: LatencyDriver, slots: int) -> Kernel:
     """The kernel the app builds (same composition root), on the latency backend."""
-    return build_kernel(load_settings({"parallel": slots, "num_ctx": 4096}, env={}), driver=driver)
+    scratch = SCRATCH.name  # its sessions stay out of the user's data dir
+    settings = load_settings({"parallel": slots, "num_ctx": 4096, "data_dir": scratch}, env={})
+    return build_kernel(settings, driver=driver)
 
 
 def jain(values: list[float]) -> float:

@@ -329,3 +329,17 @@ async def test_evicted_messages_stay_in_the_transcript_but_leave_ram(boot, tmp_p
         json.loads((tmp_path / "sessions" / str(process.pid) / "info.json").read_text())["turns"]
         == 3
     )
+
+
+async def test_a_parent_sleeps_and_wakes_with_the_processes_it_started(boot):
+    kernel = boot()
+    parent = await kernel.spawn("planner")
+    child = await kernel.spawn("writer", parent_pid=parent.pid)
+    loose = await kernel.spawn("coder", parent_pid=parent.pid, detached=True)
+    await kernel.send(child.pid, "Draft one line")
+    await kernel.hibernate(parent.pid)
+    assert child.exit_reason == "hibernated" and loose.alive
+    back = await kernel.restore(await kernel.load_saved(parent.pid))
+    again = kernel.get(child.pid)
+    assert again.alive and again.parent_pid == back.pid
+    assert [m["content"] for m in again.history][0] == "Draft one line"

@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from llmos.apps.manifest import AppManifest
 from llmos.apps.registry import AppDisabled, AppNotFound
-from llmos.drivers.base import ModelInfo, ModelNotFound
+from llmos.drivers.base import DriverError, ModelInfo, ModelNotFound
 from llmos.kernel.errors import KernelError
 from llmos.kernel.events import ProcessSpawned
 from llmos.kernel.journal import ProcessJournal
@@ -75,14 +75,20 @@ class Hibernation:
     async def _new_pid(self) -> int:
         if self.sessions is None:
             return next(self._pids)
+        spare = self.sessions.spare_pid()
+        if spare is not None:
+            return spare
         return await asyncio.to_thread(self.sessions.allocate_pid)
 
     def _open_journal(self, process: Process) -> None:
-        """Start writing a new process down (its pid came from the store)."""
-        if self.sessions is None:
+        """Start writing a new process down (its pid came from the store): its folder and
+        lock are made on the writer thread, before its first record."""
+        store = self.sessions
+        if store is None:
             return
-        self.sessions.claim(process.pid)
-        journal = ProcessJournal(self.sessions, process)
+        pid = process.pid
+        store.writer.call(lambda: store.claim(pid))
+        journal = ProcessJournal(store, process)
         process._journal = journal
         journal.begin(process)
 
@@ -213,7 +219,20 @@ class Hibernation:
             log.info("pid %d restored, held: %s", process.pid, held)
         self._account(process)
         self._save(process, info=True)
+        await self._restore_children(process.pid)
         return process
+
+    async def _restore_children(self, pid: int) -> None:
+        """Bring back the processes ``pid`` started that slept with it."""
+        store = self._store()
+        infos = await asyncio.to_thread(store.list, ended=False)
+        for info in infos:
+            known = self._processes.get(info.pid)
+            if info.parent_pid == pid and info.resumable and not (known and known.alive):
+                try:
+                    await self.restore(await self.load_saved(info.pid))
+                except (KernelError, DriverError) as error:
+                    log.warning("pid %d: its child %d stays asleep (%s)", pid, info.pid, error)
 
     async def revive(self, pid: int, *, model: str | None = None) -> Process:
         """Let a held process run again: on ``model`` (another one, when its own is gone),

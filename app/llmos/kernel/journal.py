@@ -62,7 +62,6 @@ class ProcessJournal:
             "parent_pid": process.parent_pid,
             "detached": process.detached,
         }
-        self.store.folder(process.pid).mkdir(parents=True, exist_ok=True)
         self.store.writer.append(self.path, [encode(record)])
         self.sync(process, info=True)
 
@@ -197,4 +196,5 @@ class ProcessJournal:
             budget=process.budget,
             window=bool(process.window and process.window.get("open")),
             problem=process.held,
+            parent_pid=process.parent_pid if not process.detached else None,
         )

@@ -350,6 +350,7 @@ def _newest_user_message(history: Sequence[Message]) -> Message | None:
 
 
 def memory_folder(app_id: str, pid: int, started: float) -> str:
-    """The folder of a process's conversation pages: unique across sessions (pids restart)."""
+    """The folder of a process's conversation pages: unique across kernels, even those
+    without sessions, whose pids restart at 1."""
     stamp = time.strftime("%Y-%m-%d %H.%M.%S", time.localtime(started))
     return f"{paths.PROCESSES}/{app_id}-{pid} ({stamp})"

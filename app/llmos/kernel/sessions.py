@@ -54,6 +54,8 @@ FORMAT = 1
 """The session format this version writes and reads."""
 CHECKPOINT_SECONDS = 0.1
 """How often the answer being generated is written down (a crash loses at most this much)."""
+PID_BLOCK = 16
+"""Pids reserved at a time (the counter file is written once a block)."""
 COMPACT_BYTES = 1_000_000
 """A log larger than this, and over twice what a fresh one would take, is rewritten when its
 process is restored."""
@@ -159,6 +161,8 @@ class SessionInfo:
     """The desktop showed it in a window (it comes back with one)."""
     problem: str = ""
     """Why it cannot run as it was, or what was damaged."""
+    parent_pid: int | None = None
+    """The process that started it (it sleeps and wakes with that one)."""
 
     @property
     def resumable(self) -> bool:
@@ -355,8 +359,9 @@ def info_of(saved: SavedProcess, status: str | None = None) -> SessionInfo:
         generated_tokens=int(counters.get("generated_tokens", 0)),
         context_tokens=saved.context_tokens,
         budget=saved.budget,
-        window=saved.window is not None,
+        window=bool(saved.window and saved.window.get("open")),
         problem=saved.damage,
+        parent_pid=saved.parent_pid if not saved.detached else None,
     )
 
 
@@ -379,6 +384,9 @@ class SessionStore:
         self.root = root
         self.writer = Writer()
         self._claims: dict[int, filelock.BaseFileLock] = {}
+        self._spare: list[int] = []
+        """Reserved pids, the next last."""
+        self._block_end = 0
 
     @classmethod
     def in_data_dir(cls, data_dir: Path) -> SessionStore:
@@ -394,19 +402,35 @@ class SessionStore:
 
     def allocate_pid(self) -> int:
         """A pid never used in this data dir (blocking for a moment while another LLM-OS
-        takes one)."""
+        takes some).
+
+        Pids are reserved :data:`PID_BLOCK` at a time (the counter is synced once a block),
+        so most calls touch no file: see :meth:`spare_pid`.
+        """
+        spare = self.spare_pid()
+        if spare is not None:
+            return spare
         self.root.mkdir(parents=True, exist_ok=True)
         counter = self.root / "next-pid"
         with filelock.FileLock(self.root / "pids.lock", thread_local=False):
             try:
-                given = int(counter.read_text().strip() or 1)
+                given = int(counter.read_text().strip())
             except (OSError, ValueError):
-                given = 1
-            used = [int(p.name) for p in self.root.iterdir() if p.name.isdigit()]
-            pid = max([given, *(n + 1 for n in used)])
-            write_atomically(counter, f"{pid + 1}\n".encode())
-            self.folder(pid).mkdir(exist_ok=True)
-        return pid
+                # No counter (a new data dir) or a broken one: start above every pid used.
+                used = [int(p.name) for p in self.root.iterdir() if p.name.isdigit()]
+                given = max(used, default=0) + 1
+            write_atomically(counter, f"{given + PID_BLOCK}\n".encode())
+        self._spare = list(range(given + PID_BLOCK - 1, given - 1, -1))
+        self._block_end = given + PID_BLOCK
+        return self.spare_pid() or self.allocate_pid()
+
+    def spare_pid(self) -> int | None:
+        """A pid from the block this program reserved, or None when it has none left."""
+        while self._spare:
+            pid = self._spare.pop()
+            if not self.folder(pid).exists():  # taken meanwhile by hand: skip it
+                return pid
+        return None
 
     def claim(self, pid: int) -> None:
         """Hold ``pid``'s lock while this program runs the process.
@@ -545,10 +569,23 @@ class SessionStore:
         shutil.rmtree(self.folder(pid), ignore_errors=True)
 
     def close(self) -> None:
-        """Finish every queued write and let go of every lock (blocking)."""
+        """Finish every queued write, let go of every lock, and give back the pids reserved
+        but not used (when no one reserved any since), so pids stay consecutive (blocking)."""
         self.writer.stop()
         for pid in list(self._claims):
             self.release(pid)
+        if self._spare:
+            self._give_back()
+
+    def _give_back(self) -> None:
+        counter = self.root / "next-pid"
+        try:
+            with filelock.FileLock(self.root / "pids.lock", thread_local=False):
+                if int(counter.read_text().strip()) == self._block_end:
+                    write_atomically(counter, f"{self._spare[-1]}\n".encode())
+        except (OSError, ValueError):
+            pass  # the block stays used: pids skip a few, nothing more
+        self._spare = []
 
 
 def log_begins(path: Path) -> bool:

@@ -88,8 +88,12 @@ def _check(line: bytes) -> str | None:
     return None
 
 
-def write_atomically(path: Path, data: bytes) -> None:
+def write_atomically(path: Path, data: bytes, *, durable: bool = True) -> None:
     """Replace ``path`` with ``data`` so that a crash leaves the old file or the new one whole.
+
+    Args:
+        durable: sync it to disk before returning; without it the replacement survives the
+            program being killed, and a power cut may leave the old file (whole).
 
     Raises:
         OSError: the disk refused (the old file is left as it was).
@@ -99,13 +103,15 @@ def write_atomically(path: Path, data: bytes) -> None:
         with open(temp, "wb") as file:
             file.write(data)
             file.flush()
-            os.fsync(file.fileno())
+            if durable:
+                os.fsync(file.fileno())
         os.replace(temp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             temp.unlink()
         raise
-    _sync_folder(path.parent)
+    if durable:
+        _sync_folder(path.parent)
 
 
 def _sync_folder(folder: Path) -> None:
