@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from functools import partial
 from pathlib import Path
@@ -33,8 +32,8 @@ from llmos.desktop.launcher import Launcher
 from llmos.desktop.memory_explorer import MemoryExplorer
 from llmos.desktop.memory_link import DesktopMemoryLink
 from llmos.desktop.memory_service import MemoryService
-from llmos.desktop.restore import manifest_of, read_saved_windows
-from llmos.desktop.session import DesktopSession, KernelNotRunning
+from llmos.desktop.session import DesktopSession
+from llmos.desktop.session_windows import SessionWindows
 from llmos.desktop.settings_dialog import SettingsDialog
 from llmos.desktop.shell_window import ShellWindow
 from llmos.desktop.task_manager import TaskManager
@@ -44,7 +43,6 @@ from llmos.desktop.workspace import Workspace
 from llmos.drivers.base import DriverError, ModelDriver
 from llmos.drivers.model_store import ModelFileError
 from llmos.kernel.errors import KernelError
-from llmos.kernel.sessions import SessionError
 from llmos.memory import paths
 
 log = logging.getLogger(__name__)
@@ -132,6 +130,10 @@ class DesktopWindow(QMainWindow):
         )
         self.app_windows.settingsRequested.connect(self.show_settings)
         self.task_manager.bringToFront.connect(self.app_windows.bring_to_front)
+        self.saved_windows = SessionWindows(self.session, self.app_windows, lambda: self.apps, self)
+        self.saved_windows.problem.connect(self._tell)
+        self.task_manager.wakeRequested.connect(self.wake)
+        self.task_manager.reopenRequested.connect(self.reopen)
 
         self.launcher = Launcher(
             [self.app_store_action, self.settings_action, self.help_action, self.quit_action], self
@@ -182,7 +184,7 @@ class DesktopWindow(QMainWindow):
         were on screen when LLM-OS last closed (or crashed)."""
         self.session.start()
         self.memory.resume_interrupted()
-        self.session.run(self._restore_windows(), "llmos-restore-windows")
+        self.saved_windows.restore()
 
     @property
     def apps(self) -> AppRegistry:
@@ -220,60 +222,15 @@ class DesktopWindow(QMainWindow):
             return None
         return self.app_windows.open(manifest)
 
-    async def _restore_windows(self) -> None:
-        data_dir = self.session.settings.data_dir
-        found = await asyncio.to_thread(read_saved_windows, data_dir)
-        if self._shutdown_task is not None:
-            return
-        apps = self.apps
-        problems = list(found.problems)
-        for saved in found.saved:
-            try:
-                manifest = manifest_of(saved, apps)
-            except SessionError as error:
-                problems.append(str(error))
-                continue
-            self.app_windows.open(manifest, saved=saved, place=saved.window)
-        if problems:
-            self._tell("Some windows were not brought back", "\n\n".join(problems))
-
     def wake(self, pid: int) -> None:
         """Bring hibernated (or interrupted) process ``pid`` back in a window where its window
         was (the next place of the cascade if it had none)."""
-        self._with_saved(pid, reopen=False)
+        self.saved_windows.wake(pid)
 
     def reopen(self, pid: int) -> None:
         """Start a new process with ended (or hibernated) process ``pid``'s conversation, in a
         new window."""
-        self._with_saved(pid, reopen=True)
-
-    def _with_saved(self, pid: int, *, reopen: bool) -> None:
-        if not reopen:
-            for window in self.agent_windows:
-                if window.pid == pid:  # already back
-                    self.app_windows.bring_to_front(pid)
-                    return
-        with contextlib.suppress(KernelNotRunning):  # shutting down
-            self.session.run(self._open_saved(pid, reopen), f"llmos-wake-{pid}")
-
-    async def _open_saved(self, pid: int, reopen: bool) -> None:
-        what = "reopened" if reopen else "woken"
-        try:
-            kernel = await self.session.kernel_ready()
-            saved = await kernel.load_saved(pid)
-            manifest = manifest_of(saved, self.apps)
-        except (KernelNotRunning, KernelError) as error:
-            self._tell(f"Process {pid} cannot be {what}", str(error))
-            return
-        store = kernel.sessions
-        if not reopen and store is not None and await asyncio.to_thread(store.in_use, pid):
-            self._tell(
-                f"Process {pid} cannot be {what}",
-                f"Process {pid} is running (here or in another LLM-OS on this data dir).",
-            )
-            return
-        place = None if reopen or saved.window is None else {**saved.window, "state": "normal"}
-        self.app_windows.open(manifest, saved=saved, reopen=reopen, place=place)
+        self.saved_windows.reopen(pid)
 
     def _on_files_dropped(self, files: list[Path]) -> None:
         """Files dropped on the wallpaper go into /Documents, with the explorer showing how."""
@@ -392,6 +349,7 @@ class DesktopWindow(QMainWindow):
         self.launcher.hide()
         for dialog in self.findChildren(QDialog):
             dialog.close()
+        self.saved_windows.stop()
         self.app_windows.close_all()
         try:
             await self.memory.close()
