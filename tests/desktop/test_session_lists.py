@@ -112,6 +112,9 @@ def test_wake_asks_for_the_hibernated_process_by_double_click_enter_and_action(l
     assert lists.cell(table, process.pid, "Turns") == "1"
     assert lists.cell(table, process.pid, "App") == "Chat"
     assert lists.cell(table, process.pid, "Started") == when(process.counters.started_at)
+    assert lists.cell(table, process.pid, "Context RAM").endswith(" tokens")
+    problem = table.model.columns.index("Problem")
+    assert table.table.isColumnHidden(problem)  # nothing wrong: no empty column
     assert lists.manager.tabs.tabText(1) == "Hibernated (1)"
 
     with lists.qtbot.waitSignal(lists.manager.wakeRequested) as woken:
@@ -161,7 +164,7 @@ def test_ended_processes_show_in_history_newest_first_and_reopen(lists):
     assert lists.cell(table, older.pid, "Turns") == "1"
     tokens = older.counters.prompt_tokens, older.counters.generated_tokens
     assert all(tokens)
-    assert lists.cell(table, older.pid, "Tokens in + out") == " + ".join(map(str, tokens))
+    assert lists.cell(table, older.pid, "Tokens") == "{} in + {} out".format(*tokens)
     assert live.pid not in lists.hibernated.pids()
 
     lists.click(table, older.pid)
@@ -217,13 +220,17 @@ def test_deleting_a_process_another_llmos_runs_says_so(lists, tmp_path):
 def test_a_damaged_session_is_listed_with_its_problem_and_can_be_deleted(lists):
     store = lists.kernel.sessions
     pid = lists.arun(asyncio.to_thread(store.allocate_pid))
+    store.folder(pid).mkdir(parents=True, exist_ok=True)
     store.log_path(pid).write_bytes(b"this is not a session log\n")
     table = lists.hibernated
     lists.show(table)
     lists.qtbot.waitUntil(lambda: table.pids() == [pid])
     assert lists.cell(table, pid, "Status") == "Damaged"
     problem = lists.cell(table, pid, "Problem")
-    assert problem.startswith("Its files cannot be read: ")
+    store_says = lists.arun(asyncio.to_thread(store.info, pid)).problem
+    assert store_says and problem.casefold().startswith(store_says.casefold().rstrip("."))
+    assert not table.table.isColumnHidden(table.model.columns.index("Problem"))
+    assert lists.manager.tabs.tabText(1) == "Hibernated"  # none of them can be woken
     lists.click(table, pid)
     assert not table.open_action.isEnabled()
 

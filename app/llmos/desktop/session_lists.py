@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from PySide6.QtCore import (
     QModelIndex,
@@ -48,7 +48,7 @@ HIBERNATED_HINT = (
     "context RAM."
 )
 HISTORY_HINT = (
-    "No ended processes yet. A process that ends is kept here: reopen it to go on with its "
+    "No ended processes. A process that ends is kept here: reopen it to go on with its "
     "conversation."
 )
 NO_SESSIONS_HINT = "This kernel keeps no sessions: processes are not saved."
@@ -69,11 +69,11 @@ STATUS_TIPS = {
 }
 
 HIBERNATED_TIPS = {
-    6: "The context RAM it held (tokens of its budget); waking it takes them again",
-    7: "What could not be read from its files",
+    5: "The context RAM it held (tokens of its budget); waking it takes them again",
+    6: "What could not be read from its files",
 }
 HISTORY_TIPS = {
-    6: "Tokens of every request it sent the model (prompt) + tokens the model generated",
+    5: "Tokens it sent the model (every request's prompt) + tokens the model generated",
 }
 
 
@@ -90,10 +90,11 @@ def when(stamp: float | None, now: float | None = None) -> str:
 
 
 def problem_text(info: SessionInfo) -> str:
-    """What is wrong with a session, in words ("" when nothing)."""
+    """What is wrong with a session, as a sentence ("" when nothing)."""
+    problem = info.problem.strip().rstrip(".")
     if info.status == "damaged":
-        return f"Its files cannot be read: {info.problem}" if info.problem else "Damaged"
-    return f"Partly damaged: {info.problem}" if info.problem else ""
+        return f"{problem[:1].upper()}{problem[1:]}." if problem else "Its files cannot be read."
+    return f"Partly damaged: {problem}." if problem else ""
 
 
 def app_name(info: SessionInfo) -> str:
@@ -104,15 +105,16 @@ def app_name(info: SessionInfo) -> str:
 
 
 class SessionListModel(ColumnsModel):
-    """Saved processes, one a row (replaced as a whole at each reading).
+    """Saved processes, one a row (replaced as a whole at each reading). Columns are named;
+    the conversation's first line comes last and takes the room left.
 
     Signals:
         None (beyond QAbstractTableModel's).
     """
 
-    samples: tuple[str, ...] = ()
-    """Each column's typical widest contents (its initial width)."""
-    numeric: frozenset[int] = frozenset({0})
+    samples: ClassVar[dict[str, str]] = {}
+    """Typical widest contents by column (their initial widths)."""
+    numeric: ClassVar[frozenset[str]] = frozenset({"PID", "Turns"})
     """Columns of figures (aligned right)."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -138,111 +140,106 @@ class SessionListModel(ColumnsModel):
     ) -> Any:
         if not index.isValid() or not 0 <= index.row() < len(self.infos):
             return None
-        info = self.infos[index.row()]
+        info, column = self.infos[index.row()], self.columns[index.column()]
         if role in (Qt.ItemDataRole.DisplayRole, SORT_ROLE):
-            key, text = self.cell(info, index.column())
+            key, text = self.cell(info, column)
             return text if role == Qt.ItemDataRole.DisplayRole else key
         if role == Qt.ItemDataRole.ToolTipRole:
-            return self.tooltip(info, index.column())
+            return self.tooltip(info, column)
         if role == Qt.ItemDataRole.ForegroundRole:
-            return self.colour(info, index.column())
-        if role == Qt.ItemDataRole.TextAlignmentRole and index.column() in self.numeric:
+            return self.colour(info, column)
+        if role == Qt.ItemDataRole.TextAlignmentRole and column in self.numeric:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
 
-    def cell(self, info: SessionInfo, column: int) -> tuple[Any, str]:
+    def cell(self, info: SessionInfo, column: str) -> tuple[Any, str]:
         """One cell's (sort key, text)."""
-        raise NotImplementedError
+        if column == "PID":
+            return info.pid, str(info.pid)
+        if column == "App":
+            return app_name(info).casefold(), app_name(info)
+        if column == "Started":
+            return info.started_at, when(info.started_at)
+        if column == "Turns":
+            return info.turns, "" if info.status == "damaged" else str(info.turns)
+        return info.first_line.casefold(), info.first_line
 
-    def tooltip(self, info: SessionInfo, column: int) -> str | None:
-        return info.first_line or None
+    def tooltip(self, info: SessionInfo, column: str) -> str | None:
+        return problem_text(info) or info.first_line or None
 
-    def colour(self, info: SessionInfo, column: int) -> Any:
-        return None
+    def colour(self, info: SessionInfo, column: str) -> Any:
+        return current_theme().bad if info.status == "damaged" else None
 
 
 class HibernatedModel(SessionListModel):
     """Hibernated processes, those an LLM-OS crash interrupted, and damaged sessions."""
 
-    columns = ("PID", "App", "Status", "First line", "Started", "Turns", "Context", "Problem")
-    samples = ("88888", "Librarian", STATUS_TEXT["interrupted"], "x" * 36, "Nov 28 14:03",
-               "888", "88.8k / 88.8k", "")  # fmt: skip
-    numeric = frozenset({0, 5, 6})
+    columns = ("PID", "App", "Status", "Started", "Turns", "Context RAM", "Problem", "First line")
+    samples: ClassVar[dict[str, str]] = {
+        "PID": "88888", "App": "Unknown app", "Status": STATUS_TEXT["interrupted"],
+        "Started": "Nov 28 14:03", "Turns": "888", "Context RAM": "88.8k / 88.8k tokens",
+        "Problem": "x" * 64, "First line": "",
+    }  # fmt: skip
+    numeric = frozenset({"PID", "Turns", "Context RAM"})
     header_tips = HIBERNATED_TIPS
 
-    def cell(self, info: SessionInfo, column: int) -> tuple[Any, str]:
-        if column == 0:
-            return info.pid, str(info.pid)
-        if column == 1:
-            return app_name(info).casefold(), app_name(info)
-        if column == 2:
+    def cell(self, info: SessionInfo, column: str) -> tuple[Any, str]:
+        if column == "Status":
             return info.status, STATUS_TEXT.get(info.status, info.status.capitalize())
-        if column == 3:
-            return info.first_line.casefold(), info.first_line
-        if column == 4:
-            return info.started_at, when(info.started_at)
-        if column == 5:
-            return info.turns, str(info.turns) if info.status != "damaged" else ""
-        if column == 6:
+        if column == "Context RAM":
             if not info.budget:
                 return 0, ""
             used, budget = human_tokens(info.context_tokens), human_tokens(info.budget)
-            return info.context_tokens, f"{used} / {budget}"
-        return info.problem, problem_text(info)
+            return info.context_tokens, f"{used} / {budget} tokens"
+        if column == "Problem":
+            return info.problem, problem_text(info)
+        return super().cell(info, column)
 
-    def tooltip(self, info: SessionInfo, column: int) -> str | None:
-        if column == 2:
+    def tooltip(self, info: SessionInfo, column: str) -> str | None:
+        if column == "Status":
             return STATUS_TIPS.get(info.status)
-        if column == 6 and info.budget:
+        if column == "Context RAM" and info.budget:
             return (
                 f"It held {info.context_tokens:,} of its {info.budget:,} tokens of context RAM "
                 "(freed while it sleeps)"
             )
-        if column == 7 or info.status == "damaged":
-            return problem_text(info) or None
         return super().tooltip(info, column)
 
-    def colour(self, info: SessionInfo, column: int) -> Any:
+    def colour(self, info: SessionInfo, column: str) -> Any:
         theme = current_theme()
-        if info.status == "damaged" or (column == 7 and info.problem):
+        if info.status == "damaged" or (column == "Problem" and info.problem):
             return theme.bad
-        if column == 2 and info.status == "interrupted":
-            return theme.warn
-        return theme.muted if column == 2 else None
+        if column == "Status":
+            return theme.warn if info.status == "interrupted" else theme.muted
+        return None
 
 
 class HistoryModel(SessionListModel):
     """Ended processes, newest first."""
 
-    columns = ("PID", "App", "First line", "Started", "Ended", "Turns", "Tokens in + out")
-    samples = ("88888", "Librarian", "x" * 40, "Nov 28 14:03", "Nov 28 14:03", "888",
-               "88.8k + 88.8k")  # fmt: skip
-    numeric = frozenset({0, 5, 6})
+    columns = ("PID", "App", "Started", "Ended", "Turns", "Tokens", "First line")
+    samples: ClassVar[dict[str, str]] = {
+        "PID": "88888", "App": "Librarian", "Started": "Nov 28 14:03", "Ended": "Nov 28 14:03",
+        "Turns": "888", "Tokens": "88.8k in + 88.8k out", "First line": "",
+    }  # fmt: skip
+    numeric = frozenset({"PID", "Turns", "Tokens"})
     header_tips = HISTORY_TIPS
 
-    def cell(self, info: SessionInfo, column: int) -> tuple[Any, str]:
-        if column == 0:
-            return info.pid, str(info.pid)
-        if column == 1:
-            return app_name(info).casefold(), app_name(info)
-        if column == 2:
-            return info.first_line.casefold(), info.first_line
-        if column == 3:
-            return info.started_at, when(info.started_at)
-        if column == 4:
+    def cell(self, info: SessionInfo, column: str) -> tuple[Any, str]:
+        if column == "Ended":
             return info.ended_at or 0.0, when(info.ended_at)
-        if column == 5:
-            return info.turns, str(info.turns)
-        prompt, generated = info.prompt_tokens, info.generated_tokens
-        return prompt + generated, f"{human_tokens(prompt)} + {human_tokens(generated)}"
+        if column == "Tokens":
+            prompt, generated = info.prompt_tokens, info.generated_tokens
+            return prompt + generated, f"{human_tokens(prompt)} in + {human_tokens(generated)} out"
+        return super().cell(info, column)
 
-    def tooltip(self, info: SessionInfo, column: int) -> str | None:
-        if column == 6:
+    def tooltip(self, info: SessionInfo, column: str) -> str | None:
+        if column == "Tokens":
             return (
-                f"{info.prompt_tokens:,} prompt tokens + {info.generated_tokens:,} generated "
-                f"on {info.model or 'its model'}"
+                f"{info.prompt_tokens:,} tokens sent to the model (prompts) + "
+                f"{info.generated_tokens:,} generated, on {info.model or 'its model'}"
             )
-        return problem_text(info) or super().tooltip(info, column)
+        return super().tooltip(info, column)
 
 
 # -- one list --------------------------------------------------------------------------------
@@ -323,8 +320,9 @@ class SessionTable(QWidget):
         header, metrics = table.horizontalHeader(), table.fontMetrics()
         header.setStretchLastSection(True)
         for column, title in enumerate(self.model.columns):
-            sample = metrics.horizontalAdvance(self.model.samples[column])
-            header.resizeSection(column, max(metrics.horizontalAdvance(title) + 28, sample + 14))
+            sample = metrics.horizontalAdvance(self.model.samples.get(title, ""))
+            # Room for the sort arrow, and a gap after numbers aligned right.
+            header.resizeSection(column, max(metrics.horizontalAdvance(title) + 28, sample + 24))
 
     def _action(self, name: str, text: str, tip: str, slot: Any, keys: tuple[Any, ...]) -> QAction:
         act = QAction(icon(name), text, self)
@@ -346,6 +344,9 @@ class SessionTable(QWidget):
         self.model.set_infos(infos)
         if selected is not None:
             self.select_pid(selected.pid)
+        if "Problem" in self.model.columns:  # mostly there is none: no empty column
+            problems = any(problem_text(info) for info in infos)
+            self.table.setColumnHidden(self.model.columns.index("Problem"), not problems)
         self.placeholder.setText(hint or self.empty_hint)
         self.placeholder.setVisible(not infos)
         self.table.setVisible(bool(infos))
@@ -429,7 +430,7 @@ def _deletion_question(info: SessionInfo) -> str:
 
 def _what_is_lost(info: SessionInfo) -> str:
     if info.status == "damaged":
-        return f"{problem_text(info)}. Its files are removed from disk."
+        return f"{problem_text(info)} Its files are removed from disk."
     turns = f"{info.turns} turn{'' if info.turns == 1 else 's'}"
     about = f" (\u201c{info.first_line}\u201d)" if info.first_line else ""
     can = "woken" if info.resumable else "reopened"
@@ -452,7 +453,8 @@ class SessionLists(QObject):
     Signals:
         wakeRequested(int): the user asked to wake a hibernated process (its pid).
         reopenRequested(int): the user asked to reopen an ended process (its pid).
-        loaded(): the lists were read again (``hibernated_count`` may have changed).
+        loaded(): the lists were read again (``hibernated_count``, the processes that can be
+            woken, may have changed).
     """
 
     wakeRequested = Signal(int)
@@ -520,7 +522,7 @@ class SessionLists(QObject):
     ) -> None:
         self.hibernated.set_infos(sleeping, why)
         self.history.set_infos(ended, why)
-        self.hibernated_count = len(sleeping)
+        self.hibernated_count = sum(info.resumable for info in sleeping)
         self.loaded.emit()
 
     def _wake(self, pid: int) -> None:
