@@ -44,6 +44,7 @@ def test_windows_come_back_after_a_restart_where_they_were(qtbot, open_desktop):
     for window in windows:
         qtbot.waitUntil(lambda w=window: not w.generating and w.chat.messages == 2, timeout=WAIT)
     sub_of(windows[1]).setGeometry(QRect(300, 120, 500, 380))
+    first.app_windows.bring_to_front(windows[0].pid)  # Chat, opened first, on top
     places = {w.windowTitle(): sub_of(w).geometry() for w in windows}
     said = {w.windowTitle(): w.chat.toPlainText() for w in windows}
     pids = [w.pid for w in windows]
@@ -61,10 +62,13 @@ def test_windows_come_back_after_a_restart_where_they_were(qtbot, open_desktop):
         for line in ("You", said[title].split("\n")[1], said[title].split("\n")[-1]):
             assert line in window.chat.toPlainText()
         assert not window.starters.isVisible()
-    # Stacked as they were: the last opened on top, with the focus.
+    # In the taskbar in the order they were opened; stacked as they were, Chat on top.
+    assert [w.windowTitle() for w in second.agent_windows] == titles
+    buttons = second.taskbar.findChildren(type(second.taskbar.start_button), "WindowButton")
+    assert [b.toolTip() for b in buttons] == titles
     stacking = second.workspace.subWindowList(QMdiArea.WindowOrder.StackingOrder)
-    assert [s.widget().windowTitle() for s in stacking] == titles
-    assert second.workspace.activeSubWindow() is sub_of(back[titles[2]])
+    assert [s.widget().windowTitle() for s in stacking] == [*titles[1:], titles[0]]
+    assert second.workspace.activeSubWindow() is sub_of(back[titles[0]])
 
     qtbot.waitUntil(lambda: all(w.pid is not None for w in back.values()), timeout=WAIT)
     qtbot.waitUntil(lambda: set(ram_in_task_manager(second)) == set(pids), timeout=WAIT)
@@ -87,7 +91,7 @@ def test_a_moved_window_is_written_down_once_it_settles(qtbot, open_desktop):
     sub_of(window).setGeometry(QRect(200, 100, 480, 360))
     sub_of(window).setGeometry(QRect(210, 110, 480, 360))
     qtbot.waitUntil(lambda: process.window["x"] == 210, timeout=WAIT)
-    assert process.window | {"z": 0} == {
+    assert process.window == {
         "open": True,
         "x": 210,
         "y": 110,
@@ -95,6 +99,7 @@ def test_a_moved_window_is_written_down_once_it_settles(qtbot, open_desktop):
         "h": 360,
         "state": "normal",
         "z": 0,
+        "order": 0,
     }
     sub_of(window).showMaximized()
     qtbot.waitUntil(lambda: process.window["state"] == "maximized", timeout=WAIT)

@@ -206,7 +206,10 @@ class AgentWindow(AgentTurns, QWidget):
         if process.held:
             self.held.show(process)
         self.processStarted.emit(process.pid)
-        self.composer.setFocus()
+        frame = self.parentWidget()
+        area = frame.mdiArea() if isinstance(frame, QMdiSubWindow) else None
+        if area is None or area.activeSubWindow() is frame:  # windows restored together
+            self.composer.setFocus()
 
     def set_place(self, place: dict[str, Any]) -> None:
         """Where the window is on the desktop (kept with the process's session)."""

@@ -116,6 +116,12 @@ class AppWindows(QObject):
                 self._raise(sub)
                 return
 
+    def raise_window(self, window: QWidget) -> None:
+        """Show ``window`` on top, with the focus."""
+        sub = window.parentWidget()
+        if isinstance(sub, QMdiSubWindow):
+            self._raise(sub)
+
     def close_all(self) -> None:
         """Close every window now, agent windows even mid-answer, leaving their processes to
         the kernel to hibernate (the desktop is closing): their places are written first, so

@@ -28,7 +28,7 @@ class SavedWindows:
     """What the sessions folder says about the windows to bring back."""
 
     saved: list[SavedProcess] = field(default_factory=list)
-    """The processes whose window was on screen, bottom of the stack first."""
+    """The processes whose window was on screen, in the order they were opened."""
     problems: list[str] = field(default_factory=list)
     """Sessions that cannot come back now, in plain words."""
 
@@ -62,8 +62,13 @@ def read_saved_windows(data_dir: Path) -> SavedWindows:
                 found.saved.append(saved)
     finally:
         store.close()
-    found.saved.sort(key=lambda s: _number(s.window, "z", s.pid))
+    found.saved.sort(key=lambda s: (_number(s.window, "order", s.pid), s.pid))
     return found
+
+
+def stacking(saved: list[SavedProcess]) -> list[SavedProcess]:
+    """``saved`` from the bottom of the stack of windows to its top."""
+    return sorted(saved, key=lambda s: _number(s.window, "z", 0))
 
 
 def manifest_of(saved: SavedProcess, apps: AppRegistry) -> AppManifest:

@@ -13,11 +13,12 @@ import contextlib
 from collections.abc import Callable
 
 from PySide6.QtCore import QObject, Signal
+from PySide6.QtWidgets import QWidget
 
 from llmos.apps.registry import AppRegistry
 from llmos.desktop.agent_window import AgentWindow
 from llmos.desktop.app_windows import AppWindows
-from llmos.desktop.restore import manifest_of, read_saved_windows
+from llmos.desktop.restore import manifest_of, read_saved_windows, stacking
 from llmos.desktop.session import DesktopSession, KernelNotRunning
 from llmos.kernel.errors import KernelError
 from llmos.kernel.sessions import SessionError
@@ -78,13 +79,18 @@ class SessionWindows(QObject):
             return
         apps = self._apps()
         problems = list(found.problems)
+        opened: dict[int, QWidget] = {}
+        # Opened in the order they were (as the taskbar showed them), then stacked as they were.
         for saved in found.saved:
             try:
                 manifest = manifest_of(saved, apps)
             except SessionError as error:
                 problems.append(str(error))
                 continue
-            self._windows.open(manifest, saved=saved, place=saved.window)
+            opened[saved.pid] = self._windows.open(manifest, saved=saved, place=saved.window)
+        for saved in stacking(found.saved):
+            if saved.pid in opened:
+                self._windows.raise_window(opened[saved.pid])
         if problems:
             self.problem.emit("Some windows were not brought back", "\n\n".join(problems))
 

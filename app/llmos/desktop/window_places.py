@@ -1,8 +1,9 @@
 """Where each agent window is: kept with its process's session, so a restart puts it back.
 
 A place is the window's normal geometry in workspace coordinates, its state (``normal``,
-``minimized`` or ``maximized``) and its rank in the stacking order (``z``, 0 at the bottom),
-with ``open`` set while the window is on screen. Moves and resizes are written once they
+``minimized`` or ``maximized``), its rank in the stacking order (``z``, 0 at the bottom) and
+among the windows as they were opened (``order``, as the taskbar shows them), with ``open``
+set while the window is on screen. Moves and resizes are written once they
 settle (:data:`SETTLE_MS`), never per pixel.
 """
 
@@ -69,14 +70,12 @@ class WindowPlaces(QObject):
         if self._stopped:
             return
         self._timer.stop()
-        order = QMdiArea.WindowOrder.StackingOrder
-        subs = [
-            s for s in self._workspace.subWindowList(order) if isinstance(s.widget(), AgentWindow)
-        ]
-        for z, sub in enumerate(subs):
+        stacking = self._agent_subs(QMdiArea.WindowOrder.StackingOrder)
+        opened = self._agent_subs(QMdiArea.WindowOrder.CreationOrder)
+        for z, sub in enumerate(stacking):
             window = sub.widget()
             assert isinstance(window, AgentWindow)
-            window.set_place(self.place_of(sub, z))
+            window.set_place(self.place_of(sub, z) | {"order": opened.index(sub)})
 
     def stop(self) -> None:
         """Write the places a last time and stop following (the desktop is closing)."""
@@ -110,6 +109,10 @@ class WindowPlaces(QObject):
             # Not read here: while a window maximizes, it moves before its state says so.
             self.schedule()
         return False
+
+    def _agent_subs(self, order: QMdiArea.WindowOrder) -> list[QMdiSubWindow]:
+        subs = self._workspace.subWindowList(order)
+        return [s for s in subs if isinstance(s.widget(), AgentWindow)]
 
     def _forget(self, sub: QMdiSubWindow) -> None:
         self._normal.pop(sub, None)
