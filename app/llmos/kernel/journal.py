@@ -11,10 +11,10 @@ most every :data:`~llmos.kernel.sessions.CHECKPOINT_SECONDS`.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
 from typing import Any
 
 from llmos.drivers.base import Message
+from llmos.kernel.pages import Page
 from llmos.kernel.process import Process
 from llmos.kernel.sessions import (
     CHECKPOINT_SECONDS,
@@ -28,6 +28,10 @@ from llmos.kernel.sessions import (
 from llmos.kernel.state_files import encode
 
 _MISSING = object()
+_LISTED = {"status", "model", "window"}
+"""Fields the lists show (besides the conversation's)."""
+_DURABLE = {"status", "model", "window", "summary", "core", "first_turn", "pinned", "pages"}
+"""Fields worth a sync of their own."""
 
 
 class ProcessJournal:
@@ -44,6 +48,8 @@ class ProcessJournal:
         self._checkpoint_at = time.monotonic()
         self._turns = 0
         self._first = ""
+        self._pages_of: list[Page] | None = None
+        self._pages: list[dict[str, Any]] = []
 
     # -- starting ----------------------------------------------------------------------------
 
@@ -87,8 +93,13 @@ class ProcessJournal:
         if changed:
             records.append({"op": "set", **changed})
         if records:
-            self.store.writer.append(self.path, [encode(r) for r in records])
-        if added or info or {"status", "model", "window"} & changed.keys():
+            # Counts that change every call (tokens, context) are written at once but synced
+            # with the next message: a power cut may lose them, never a message.
+            durable = bool(records[:-1] if changed else records) or bool(
+                _DURABLE & changed.keys()
+            )
+            self.store.writer.append(self.path, [encode(r) for r in records], sync=durable)
+        if added or info or _LISTED & changed.keys():
             self.store.write_info(self.info(process))
 
     def stream(self, text: str) -> None:
@@ -159,13 +170,16 @@ class ProcessJournal:
     def fields(self, process: Process) -> dict[str, Any]:
         """The process's state besides its conversation, as ``set`` records carry it."""
         usage = process.usage
+        if process.paged_in is not self._pages_of:  # the kernel replaces the list on change
+            self._pages_of = process.paged_in
+            self._pages = [page_json(p) for p in process.paged_in]
         return {
             "summary": process.summary,
             "core": process.core,
             "first_turn": process.first_turn,
             "pinned": [message_json(m) for m in process.pinned],
-            "pages": [page_json(p) for p in process.paged_in],
-            "counters": asdict(process.counters),
+            "pages": self._pages,
+            "counters": dict(vars(process.counters)),
             "priority": process.priority,
             "model": process.model,
             "window": process.window,

@@ -538,7 +538,9 @@ class SessionStore:
     # -- writing -----------------------------------------------------------------------------
 
     def write_info(self, info: SessionInfo) -> None:
-        self.writer.replace(self.folder(info.pid) / "info.json", json_bytes(info.as_dict()))
+        # Not synced: it only saves replaying the log, which stands in when it is lost.
+        path = self.folder(info.pid) / "info.json"
+        self.writer.replace(path, json_bytes(info.as_dict()), sync=False)
 
     def rewrite(self, saved: SavedProcess) -> None:
         """Queue replacing ``saved``'s log with a fresh one that replays to it."""

@@ -155,9 +155,13 @@ class Writer:
         """
         self._put(_Job("append", path, b"".join(lines), sync=sync))
 
-    def replace(self, path: Path, data: bytes) -> None:
-        """Queue an atomic replacement of ``path`` (a later append reopens it)."""
-        self._put(_Job("replace", path, data))
+    def replace(self, path: Path, data: bytes, *, sync: bool = True) -> None:
+        """Queue an atomic replacement of ``path`` (a later append reopens it).
+
+        Args:
+            sync: make it durable (see :func:`write_atomically`).
+        """
+        self._put(_Job("replace", path, data, sync=sync))
 
     def close_file(self, path: Path) -> None:
         """Queue closing the log at ``path`` (its writes before are done first)."""
@@ -242,7 +246,7 @@ class Writer:
             elif job.kind == "replace":
                 self._close(job.path)
                 dirty.discard(job.path)
-                write_atomically(job.path, job.data)
+                write_atomically(job.path, job.data, durable=job.sync)
             elif job.kind == "close":
                 file = self._files.get(job.path)
                 if file is not None and job.path in dirty:
