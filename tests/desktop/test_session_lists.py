@@ -15,7 +15,8 @@ from PySide6.QtWidgets import QMessageBox
 
 from llmos.desktop.bridge import KernelBridge
 from llmos.desktop.session import DesktopSession
-from llmos.desktop.session_lists import HIBERNATED_HINT, HISTORY_HINT, SessionTable, when
+from llmos.desktop.session_lists import HIBERNATED_HINT, HISTORY_HINT, SessionTable
+from llmos.desktop.session_models import when
 from llmos.desktop.task_manager import TaskManager
 from llmos.kernel.kernel import Kernel
 from llmos.kernel.process import Process
@@ -239,3 +240,24 @@ def test_a_damaged_session_is_listed_with_its_problem_and_can_be_deleted(lists):
     lists.answer(table, "Delete")
     lists.qtbot.waitUntil(lambda: table.pids() == [])
     assert not store.folder(pid).exists()
+
+
+def test_a_narrow_panel_keeps_the_first_line_in_sight(lists):
+    process = lists.spawn("Tell me about otters")
+    lists.arun(lists.kernel.hibernate(process.pid))
+    table = lists.hibernated
+    lists.show(table)
+    lists.qtbot.waitUntil(lambda: table.pids() == [process.pid])
+    header = table.table.horizontalHeader()
+
+    def shown() -> set[str]:
+        columns = table.model.columns
+        return {name for i, name in enumerate(columns) if not header.isSectionHidden(i)}
+
+    lists.manager.resize(460, 300)
+    lists.qtbot.waitUntil(lambda: "Context RAM" not in shown())
+    assert {"App", "Status", "First line"} <= shown()
+    first_line = table.model.columns.index("First line")
+    assert header.sectionViewportPosition(first_line) < table.table.viewport().width()
+    lists.manager.resize(1800, 300)
+    lists.qtbot.waitUntil(lambda: shown() == set(table.model.columns) - {"Problem"})
