@@ -342,4 +342,4 @@ async def test_a_parent_sleeps_and_wakes_with_the_processes_it_started(boot):
     back = await kernel.restore(await kernel.load_saved(parent.pid))
     again = kernel.get(child.pid)
     assert again.alive and again.parent_pid == back.pid
-    assert [m["content"] for m in again.history][0] == "Draft one line"
+    assert again.history[0]["content"] == "Draft one line"

@@ -40,10 +40,7 @@ def read_saved_windows(data_dir: Path) -> SavedWindows:
     found = SavedWindows()
     try:
         for info in store.list(ended=False):
-            if info.status == "damaged":
-                found.problems.append(f"Process {info.pid} cannot be read: {info.problem}")
-                continue
-            if not info.window:
+            if not info.window:  # damaged ones too: the Hibernated list shows them
                 continue
             if info.status == "running":
                 found.problems.append(

@@ -95,9 +95,7 @@ class ProcessJournal:
         if records:
             # Counts that change every call (tokens, context) are written at once but synced
             # with the next message: a power cut may lose them, never a message.
-            durable = bool(records[:-1] if changed else records) or bool(
-                _DURABLE & changed.keys()
-            )
+            durable = bool(records[:-1] if changed else records) or bool(_DURABLE & changed.keys())
             self.store.writer.append(self.path, [encode(r) for r in records], sync=durable)
         if added or info or _LISTED & changed.keys():
             self.store.write_info(self.info(process))

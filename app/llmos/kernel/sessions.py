@@ -28,6 +28,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import shutil
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -35,6 +36,11 @@ from pathlib import Path
 from typing import Any
 
 import filelock
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
 
 from llmos.drivers.base import Message
 from llmos.kernel.errors import KernelError
@@ -383,7 +389,7 @@ class SessionStore:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.writer = Writer()
-        self._claims: dict[int, filelock.BaseFileLock] = {}
+        self._claims: dict[int, ProcessLock] = {}
         self._spare: list[int] = []
         """Reserved pids, the next last."""
         self._block_end = 0
@@ -442,11 +448,9 @@ class SessionStore:
             return
         folder = self.folder(pid)
         folder.mkdir(parents=True, exist_ok=True)
-        lock = filelock.FileLock(folder / "lock", thread_local=False)
-        try:
-            lock.acquire(timeout=0)
-        except filelock.Timeout:
-            raise SessionBusy(pid) from None
+        lock = ProcessLock(folder / "lock")
+        if not lock.acquire():
+            raise SessionBusy(pid)
         self._claims[pid] = lock
 
     def release(self, pid: int) -> None:
@@ -465,10 +469,8 @@ class SessionStore:
         path = self.folder(pid) / "lock"
         if not path.exists():
             return False
-        lock = filelock.FileLock(path, thread_local=False)
-        try:
-            lock.acquire(timeout=0)
-        except filelock.Timeout:
+        lock = ProcessLock(path)
+        if not lock.acquire():
             return True
         lock.release()
         return False
@@ -588,6 +590,44 @@ class SessionStore:
         except (OSError, ValueError):
             pass  # the block stays used: pids skip a few, nothing more
         self._spare = []
+
+
+class ProcessLock:
+    """A lock file held while a program runs a process; the operating system lets go of it
+    when the program dies. ``flock`` on POSIX (cheap: sessions take one per process),
+    ``filelock`` elsewhere."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+        self._other: filelock.BaseFileLock | None = None
+
+    def acquire(self) -> bool:
+        """Take the lock if it is free; False when another program holds it."""
+        if fcntl is None:
+            lock = filelock.FileLock(self.path, thread_local=False)
+            try:
+                lock.acquire(timeout=0)
+            except filelock.Timeout:
+                return False
+            self._other = lock
+            return True
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing lets go of the flock
+            self._fd = None
+        if self._other is not None:
+            self._other.release()
+            self._other = None
 
 
 def log_begins(path: Path) -> bool:

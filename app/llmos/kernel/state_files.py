@@ -211,7 +211,11 @@ class Writer:
                     jobs.append(self._queue.get_nowait())
             dirty: set[Path] = set()
             waiting: list[Future[None]] = []
-            for job in jobs:
+            # Of several replacements of one file queued together, only the last counts.
+            last = {job.path: i for i, job in enumerate(jobs) if job and job.kind == "replace"}
+            for index, job in enumerate(jobs):
+                if job is not None and job.kind == "replace" and last[job.path] != index:
+                    continue
                 if job is None:
                     stopping = True
                     continue
