@@ -69,7 +69,7 @@ class ProcessJournal:
             "detached": process.detached,
         }
         self.store.writer.append(self.path, [encode(record)])
-        self.sync(process, info=True)
+        self.sync(process)  # its info comes with its first answer (the log stands in)
 
     def adopt(self, process: Process, transcript: list[Message], fields: dict[str, Any]) -> None:
         """Continue a log that already holds ``transcript`` (the process's history is its
@@ -86,6 +86,12 @@ class ProcessJournal:
         """Append what changed since the last sync."""
         records = self._conversation(process.history)
         added = any(r["op"] in ("msg", "drop") for r in records)
+        # The lists change with an answer (a crash mid-turn is read from the log instead).
+        answered = any(
+            r["op"] == "drop" or r["m"]["role"] == "assistant"
+            for r in records
+            if r["op"] in ("msg", "drop")
+        )
         if added:
             self._pending = ""
             self._checkpoint_at = time.monotonic()
@@ -97,7 +103,7 @@ class ProcessJournal:
             # with the next message: a power cut may lose them, never a message.
             durable = bool(records[:-1] if changed else records) or bool(_DURABLE & changed.keys())
             self.store.writer.append(self.path, [encode(r) for r in records], sync=durable)
-        if added or info or _LISTED & changed.keys():
+        if answered or info or _LISTED & changed.keys():
             self.store.write_info(self.info(process))
 
     def stream(self, text: str) -> None:

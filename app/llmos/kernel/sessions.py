@@ -31,7 +31,7 @@ import logging
 import os
 import shutil
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -175,7 +175,7 @@ class SessionInfo:
         return self.status in ("hibernated", "interrupted")
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
 
 def message_json(message: Message) -> dict[str, Any]:
@@ -520,6 +520,9 @@ class SessionStore:
                 raise ValueError("the log does not begin well")
             data = json.loads((self.folder(pid) / "info.json").read_bytes())
             info = SessionInfo(**data)
+            if info.status == "running" and status_now is None:
+                # Its program died: the info may lag its log by the last instant.
+                raise ValueError("interrupted")
         except (OSError, ValueError, TypeError):
             try:
                 info = info_of(self.load(pid))

@@ -16,6 +16,7 @@ import logging
 import os
 import queue
 import threading
+import time
 import zlib
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
@@ -24,6 +25,10 @@ from pathlib import Path
 from typing import IO, Any
 
 log = logging.getLogger(__name__)
+
+GROUP_COMMIT_SECONDS = 0.1
+"""How long appends wait to be synced together (they are written at once: only a power cut
+in that time can lose them)."""
 
 
 def encode(record: dict[str, Any]) -> bytes:
@@ -127,15 +132,17 @@ def _sync_folder(folder: Path) -> None:
 
 
 def json_bytes(obj: Any) -> bytes:
-    return json.dumps(obj, ensure_ascii=False, indent=1).encode()
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 class Writer:
     """A thread that does a store's writes in the order they were queued.
 
-    Appends to one file are batched: everything queued meanwhile is written, then synced to
-    disk once. A write that fails is logged and reported to ``on_error`` (the file's path and
-    the error); later writes still run.
+    Appends are written at once (a killed program keeps them) and synced in groups: at most
+    :data:`GROUP_COMMIT_SECONDS` later, with whatever came meanwhile. Replacements that need
+    no sync are written then too, only the last of each file. :meth:`flush` writes and syncs
+    everything at once. A write that fails is logged and reported to ``on_error`` (the file's
+    path and the error); later writes still run.
     """
 
     def __init__(self, on_error: Callable[[Path, OSError], None] | None = None) -> None:
@@ -203,39 +210,59 @@ class Writer:
         self._queue.put(job)
 
     def _run(self) -> None:
+        dirty: set[Path] = set()
+        """Appended to, not yet synced."""
+        lazy: dict[Path, bytes] = {}
+        """Replacements that need no sync, not yet written (only the last of each counts)."""
+        due: float | None = None
         stopping = False
         while not stopping:
-            jobs = [self._queue.get()]
+            wait = None if due is None else max(0.0, due - time.monotonic())
+            try:
+                jobs: list[_Job | None] = [self._queue.get(timeout=wait)]
+            except queue.Empty:
+                jobs = []
             with contextlib.suppress(queue.Empty):
                 while len(jobs) < 256:
                     jobs.append(self._queue.get_nowait())
-            dirty: set[Path] = set()
             waiting: list[Future[None]] = []
-            # Of several replacements of one file queued together, only the last counts.
-            last = {job.path: i for i, job in enumerate(jobs) if job and job.kind == "replace"}
-            for index, job in enumerate(jobs):
-                if job is not None and job.kind == "replace" and last[job.path] != index:
-                    continue
+            for job in jobs:
                 if job is None:
                     stopping = True
-                    continue
-                if job.kind == "flush" and job.done is not None:
+                elif job.kind == "flush" and job.done is not None:
                     waiting.append(job.done)
-                    continue
-                self._do(job, dirty)
-            for path in dirty:
-                file = self._files.get(path)
-                if file is not None:
-                    try:
-                        os.fsync(file.fileno())
-                    except OSError as error:
-                        self._failed(path, error)
-            for done in waiting:
-                done.set_result(None)
+                elif job.kind == "replace" and not job.sync:
+                    lazy[job.path] = job.data
+                else:
+                    if job.path in lazy:  # keep the order of writes to one file
+                        self._do(_Job("replace", job.path, lazy.pop(job.path), sync=False), dirty)
+                    self._do(job, dirty)
+            if waiting or stopping or (due is not None and time.monotonic() >= due):
+                self._settle(dirty, lazy)
+                due = None
+                for done in waiting:
+                    done.set_result(None)
+            elif (dirty or lazy) and due is None:
+                # Group commit: what comes in meanwhile is synced with it.
+                due = time.monotonic() + GROUP_COMMIT_SECONDS
         for file in self._files.values():
             with contextlib.suppress(OSError):
                 file.close()
         self._files.clear()
+
+    def _settle(self, dirty: set[Path], lazy: dict[Path, bytes]) -> None:
+        """Write the lazy replacements and sync what was appended."""
+        for path, data in lazy.items():
+            self._do(_Job("replace", path, data, sync=False), dirty)
+        lazy.clear()
+        for path in dirty:
+            file = self._files.get(path)
+            if file is not None:
+                try:
+                    os.fsync(file.fileno())
+                except OSError as error:
+                    self._failed(path, error)
+        dirty.clear()
 
     def _do(self, job: _Job, dirty: set[Path]) -> None:
         try:
@@ -244,7 +271,7 @@ class Writer:
                 if file is None:
                     file = self._files[job.path] = open(job.path, "ab")  # noqa: SIM115
                 file.write(job.data)
-                file.flush()
+                file.flush()  # in the operating system's hands: a killed program keeps it
                 if job.sync:
                     dirty.add(job.path)
             elif job.kind == "replace":
