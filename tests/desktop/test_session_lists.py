@@ -21,6 +21,7 @@ from llmos.desktop.task_manager import TaskManager
 from llmos.kernel.kernel import Kernel
 from llmos.kernel.process import Process
 from llmos.kernel.sessions import SessionStore
+from llmos.kernel.state_files import encode
 from tests.fakes import FakeDriver
 
 
@@ -140,10 +141,12 @@ def test_wake_asks_for_the_hibernated_process_by_double_click_enter_and_action(l
 def test_a_process_its_llmos_lost_is_listed_as_interrupted(lists):
     process = lists.spawn("Plan my week")
     lists.arun(lists.kernel.hibernate(process.pid))
-    # What a crash leaves: the info says running, and no LLM-OS holds its lock.
-    info = lists.kernel.sessions.folder(process.pid) / "info.json"
-    data = json.loads(info.read_text())
-    info.write_text(json.dumps({**data, "status": "running"}))
+    # What a crash leaves: its log and info say running, and no LLM-OS holds its lock.
+    folder = lists.kernel.sessions.folder(process.pid)
+    with open(folder / "log.jsonl", "ab") as log:
+        log.write(encode({"op": "set", "status": "running"}))
+    data = json.loads((folder / "info.json").read_text())
+    (folder / "info.json").write_text(json.dumps({**data, "status": "running"}))
     table = lists.hibernated
     lists.show(table)
     lists.qtbot.waitUntil(lambda: table.pids() == [process.pid])
