@@ -70,7 +70,8 @@ async def streaming(turns: int, tokens: int, root: Path) -> None:
     extra = with_ - without
     print(
         f"   journal on the event loop: {extra * 1000:.3f} ms a turn, "
-        f"{extra / tokens * 1e6:.1f} us a token; log {size / turns / 1024:.1f} KB a turn"
+        f"({extra / tokens * 1e6:.1f} us for each of its {tokens} tokens); log "
+        f"{size / turns / 1024:.1f} KB a turn"
     )
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Iterator
@@ -130,8 +131,8 @@ class Hibernation:
         journal.sync(process, info=True)
         journal.close()
         process._journal = None
-        await store.writer.flush()
-        store.release(process.pid)
+        # Let go of it once its last records are written (synced with the next group).
+        store.writer.call(functools.partial(store.release, process.pid))
         if reason == HIBERNATED:
             # Its context RAM is on disk now: free it here.
             process.history = []
@@ -157,6 +158,8 @@ class Hibernation:
             return
         self._end(process, HIBERNATED if self.sessions is not None else "killed")
         await self.settled()
+        if self.sessions is not None:
+            await self.sessions.writer.flush()  # on disk, and let go of, when this returns
 
     # -- restore -----------------------------------------------------------------------------
 

@@ -149,6 +149,8 @@ class Writer:
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._on_error = on_error
         self._files: dict[Path, IO[bytes]] = {}
+        self._closing: list[IO[bytes]] = []
+        """Files closed with appends not yet synced (synced, then closed, with the group)."""
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self.failures = 0
@@ -242,7 +244,7 @@ class Writer:
                 due = None
                 for done in waiting:
                     done.set_result(None)
-            elif (dirty or lazy) and due is None:
+            elif (dirty or lazy or self._closing) and due is None:
                 # Group commit: what comes in meanwhile is synced with it.
                 due = time.monotonic() + GROUP_COMMIT_SECONDS
         for file in self._files.values():
@@ -263,6 +265,15 @@ class Writer:
                 except OSError as error:
                     self._failed(path, error)
         dirty.clear()
+        for file in self._closing:
+            try:
+                os.fsync(file.fileno())
+            except OSError as error:
+                self._failed(Path(file.name), error)
+            finally:
+                with contextlib.suppress(OSError):
+                    file.close()
+        self._closing.clear()
 
     def _do(self, job: _Job, dirty: set[Path]) -> None:
         try:
@@ -279,11 +290,12 @@ class Writer:
                 dirty.discard(job.path)
                 write_atomically(job.path, job.data, durable=job.sync)
             elif job.kind == "close":
-                file = self._files.get(job.path)
+                file = self._files.pop(job.path, None)
                 if file is not None and job.path in dirty:
-                    os.fsync(file.fileno())
+                    self._closing.append(file)  # synced and closed with the group
                     dirty.discard(job.path)
-                self._close(job.path)
+                elif file is not None:
+                    file.close()
             elif job.kind == "call" and job.action is not None:
                 job.action()
         except OSError as error:
