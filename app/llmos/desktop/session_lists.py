@@ -192,6 +192,8 @@ class SessionTable(QWidget):
         self.model.set_infos(infos)
         if selected is not None:
             self.select_pid(selected.pid)
+        if self.selected() is None and self.proxy.rowCount():
+            self.table.selectRow(0)  # so Enter (Wake, Reopen) works at once
         self._fit_columns()
         self.placeholder.setText(hint or self.empty_hint)
         self.placeholder.setVisible(not infos)
