@@ -343,3 +343,25 @@ async def test_a_parent_sleeps_and_wakes_with_the_processes_it_started(boot):
     again = kernel.get(child.pid)
     assert again.alive and again.parent_pid == back.pid
     assert again.history[0]["content"] == "Draft one line"
+
+
+def test_the_writer_starts_no_thread_to_flush_nothing_or_after_it_stopped(tmp_path):
+    import threading
+
+    from llmos.kernel.state_files import Writer
+
+    def writers() -> int:
+        return sum(t.name == "llmos-state-writer" for t in threading.enumerate())
+
+    before = writers()
+    writer = Writer()
+    writer.flush_now()
+    assert writers() == before
+    writer.append(tmp_path / "a.log", [encode({"n": 1})])
+    writer.flush_now()
+    writer.stop()
+    assert writers() == before
+    writer.append(tmp_path / "a.log", [encode({"n": 2})])  # late: done by the caller
+    writer.flush_now()
+    assert writers() == before
+    assert [r["n"] for r in read_log(tmp_path / "a.log").records] == [1, 2]

@@ -152,6 +152,7 @@ class Writer:
         self._closing: list[IO[bytes]] = []
         """Files closed with appends not yet synced (synced, then closed, with the group)."""
         self._thread: threading.Thread | None = None
+        self._stopped = False
         self._lock = threading.Lock()
         self.failures = 0
 
@@ -195,15 +196,30 @@ class Writer:
         self.flushed().result()
 
     def stop(self) -> None:
-        """Finish the queued writes, close every file and end the thread (blocking)."""
+        """Finish the queued writes, close every file and end the thread (blocking). Writes
+        queued later are done at once by the caller, and there is nothing to flush."""
         with self._lock:
             thread, self._thread = self._thread, None
+            self._stopped = True
         if thread is not None:
             self._queue.put(None)
             thread.join()
 
     def _put(self, job: _Job) -> None:
         with self._lock:
+            if self._stopped:
+                # Late (a list read after shutdown): no thread is started again for it.
+                if job.done is not None:
+                    job.done.set_result(None)
+                elif job.kind != "flush":
+                    dirty: set[Path] = set()
+                    self._do(job, dirty)
+                    self._settle(dirty, {})
+                    self._close(job.path)
+                return
+            if self._thread is None and job.kind == "flush" and job.done is not None:
+                job.done.set_result(None)  # nothing was ever queued
+                return
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name="llmos-state-writer", daemon=True
