@@ -138,3 +138,16 @@ def test_ps_lists_a_damaged_session_without_failing(capsys, ollama_server, tmp_p
     log.write_bytes(b"\x00\x01 not a log\n")
     code, out, _ = run_cli(capsys, "ps", "--all")
     assert code == 0 and "DAMAGED" in out and "does not begin a session" in out
+
+
+def test_ps_rm_deletes_saved_processes_after_asking(capsys, ollama_server, monkeypatch):
+    host = ollama_server.host
+    for prompt in ("first", "second"):
+        run_cli(capsys, "run", "chat", "--prompt", prompt, "--ollama-host", host)
+    first, second = sorted(ps(capsys, "--all"))
+    code, out, err = run_cli(capsys, "ps", "rm", str(first))
+    assert code == 1 and "pass --yes" in err and "first" in out  # no terminal: nothing goes
+    assert first in ps(capsys, "--all")
+    code, out, err = run_cli(capsys, "ps", "rm", str(first), "999", "-y")
+    assert code == 1 and "no saved process 999" in err and f"Deleted process {first}" in out
+    assert sorted(ps(capsys, "--all")) == [second]

@@ -22,7 +22,13 @@ from llmos.apps.permissions import describe
 from llmos.apps.registry import AppNotFound, AppRegistry
 from llmos.bootstrap import choose_engine
 from llmos.config import ENGINES, Settings, SettingsError, load_settings
-from llmos.console import assembly_progress, human_bytes, print_table, silence_stdout
+from llmos.console import (
+    assembly_progress,
+    confirm,
+    human_bytes,
+    print_table,
+    silence_stdout,
+)
 from llmos.desktop.main import NoDisplay, run_desktop
 from llmos.drivers.base import DriverError, ModelDriver, ModelInfo
 from llmos.drivers.model_store import ModelFileError
@@ -322,7 +328,7 @@ def _install_app(args: argparse.Namespace, settings: Settings) -> int:
     print("It asks to:" if granted else "It asks for no permissions.")
     for line in granted:
         print(f"  - {line}")
-    if not args.yes and not _confirm("Install it and grant these permissions?"):
+    if not args.yes and not confirm("Install it and grant these permissions?"):
         print("Not installed.")
         return 1
     installed = app_store.install(candidate, settings.ensure_data_dir())
@@ -338,23 +344,12 @@ def _remove_app(args: argparse.Namespace, settings: Settings) -> int:
     app = next((a for a in registry.everything() if a.id == args.id), None)
     if app is None:
         raise AppNotFound(args.id, [a.id for a in registry.everything()])
-    if not args.yes and not _confirm(f"Remove {app.name} ({app.id})?"):
+    if not args.yes and not confirm(f"Remove {app.name} ({app.id})?"):
         print("Not removed.")
         return 1
     removed = app_store.remove(args.id, settings.data_dir)
     print(f"Removed {removed.name}.")
     return 0
-
-
-def _confirm(question: str) -> bool:
-    """Ask on the terminal; without one (a script), the answer is no: pass --yes."""
-    if sys.stdin is None or not sys.stdin.isatty():
-        print(f"{question} There is no terminal to ask on; pass --yes.", file=sys.stderr)
-        return False
-    try:
-        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
-    except EOFError:
-        return False
 
 
 async def cmd_models(args: argparse.Namespace, settings: Settings) -> int:

@@ -90,3 +90,14 @@ def print_table(rows: Sequence[Sequence[str]], indent: str = "") -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print(indent + "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
+
+
+def confirm(question: str) -> bool:
+    """Ask on the terminal; without one (a script), the answer is no: pass --yes."""
+    if sys.stdin is None or not sys.stdin.isatty():
+        print(f"{question} There is no terminal to ask on; pass --yes.", file=sys.stderr)
+        return False
+    try:
+        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+    except EOFError:
+        return False
