@@ -161,6 +161,7 @@ async def test_hibernating_one_process_frees_its_ram_and_it_wakes_later(boot):
 async def test_a_process_runs_in_one_llmos_at_a_time(boot, tmp_path):
     kernel = boot()
     process = await kernel.spawn("chat")
+    await kernel.sessions.writer.flush()  # its folder, lock and log are made behind spawn
     other = boot()  # another LLM-OS on the same data dir
     assert other.sessions.info(process.pid).status == "running"
     with pytest.raises(SessionBusy, match="another LLM-OS"):

@@ -16,15 +16,8 @@ from typing import Any
 from llmos.drivers.base import Message
 from llmos.kernel.pages import Page
 from llmos.kernel.process import Process
-from llmos.kernel.sessions import (
-    CHECKPOINT_SECONDS,
-    FORMAT,
-    SessionInfo,
-    SessionStore,
-    first_line,
-    message_json,
-    page_json,
-)
+from llmos.kernel.session_records import FORMAT, SessionInfo, first_line, message_json, page_json
+from llmos.kernel.sessions import CHECKPOINT_SECONDS, SessionStore
 from llmos.kernel.state_files import encode
 
 _MISSING = object()
