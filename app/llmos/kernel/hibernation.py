@@ -189,6 +189,9 @@ class Hibernation:
         current = self._processes.get(saved.pid)
         if current is not None and current.alive:
             return current
+        if current is not None:  # it ended here: let its end be written and its lock go
+            await self.settled()
+            await store.writer.flush()
         manifest, held = self._app_of(saved)
         info: ModelInfo | None = None
         try:
