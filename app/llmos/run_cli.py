@@ -4,6 +4,7 @@ process continued (``--resume PID``)."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 from pathlib import Path
@@ -93,6 +94,7 @@ async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             print(f"llmos: pid {event.pid}: {event.name} refused: {event.error}", file=sys.stderr)
 
     kernel.bus.subscribe(refused, SyscallFinished)
+    process: Process | None = None
     try:
         process, resumed = await _process_for(kernel, args, choice.model)
         if args.turns is not None:
@@ -144,6 +146,14 @@ async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         await kernel.shutdown()
         await memory.close()
+        task = asyncio.current_task()
+        stopped = task is not None and task.cancelling() > 0  # Ctrl-C
+        if stopped and process is not None and process.exit_reason == "hibernated":
+            print(
+                f"llmos: process {process.pid} is hibernated; continue it with "
+                f"`llmos run {process.app.id} --resume {process.pid} --prompt ...`.",
+                file=sys.stderr,
+            )
 
 
 IMAGE_BYTES = 20_000_000
