@@ -366,3 +366,18 @@ def test_the_writer_starts_no_thread_to_flush_nothing_or_after_it_stopped(tmp_pa
     writer.flush_now()
     assert writers() == before
     assert [r["n"] for r in read_log(tmp_path / "a.log").records] == [1, 2]
+
+
+async def test_a_process_the_user_suspended_comes_back_suspended(boot):
+    kernel = boot()
+    asleep = await kernel.spawn("chat")
+    awake = await kernel.spawn("chat")
+    kernel.suspend(asleep.pid)
+    await kernel.shutdown()
+    again = boot()
+    back = await again.restore(await again.load_saved(asleep.pid))
+    assert back.state is ProcessState.SUSPENDED and back.held == ""
+    again.resume(back.pid)
+    assert back.state is ProcessState.READY
+    other = await again.restore(await again.load_saved(awake.pid))
+    assert other.state is ProcessState.READY

@@ -220,8 +220,9 @@ class Hibernation:
                 process.pid, manifest.id, process.model, process.priority, process.parent_pid
             )
         )
-        if held:
+        if held or saved.suspended:  # held, or suspended by the user before it slept
             self.suspend(process.pid)
+        if held:
             log.info("pid %d restored, held: %s", process.pid, held)
         self._account(process)
         self._save(process, info=True)

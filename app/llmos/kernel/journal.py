@@ -15,7 +15,7 @@ from typing import Any
 
 from llmos.drivers.base import Message
 from llmos.kernel.pages import Page
-from llmos.kernel.process import Process
+from llmos.kernel.process import Process, ProcessState
 from llmos.kernel.session_records import FORMAT, SessionInfo, first_line, message_json, page_json
 from llmos.kernel.sessions import CHECKPOINT_SECONDS, SessionStore
 from llmos.kernel.state_files import encode
@@ -186,6 +186,10 @@ class ProcessJournal:
             "context_tokens": usage.used if usage is not None else 0,
             "budget": process.budget,
             "parent_pid": process.parent_pid,
+            # As it was when it ended: it sleeps as the user left it.
+            "suspended": (process.state is ProcessState.SUSPENDED and not process.held)
+            if process.alive
+            else self._fields.get("suspended", False),
         }
 
     def info(self, process: Process) -> SessionInfo:

@@ -258,6 +258,7 @@ class Kernel(TurnMachine, Hibernation):
         if process._lease is not None:
             process._lease.request_yield(force=True)
         self._set_state(process, ProcessState.SUSPENDED)
+        self._save(process)
 
     def resume(self, pid: int) -> None:
         """Schedule a suspended process again (a held one stays suspended: see ``revive``)."""
@@ -267,6 +268,7 @@ class Kernel(TurnMachine, Hibernation):
         process._resumed.set()
         self._set_state(process, ProcessState.WAITING if process.busy else ProcessState.READY)
         self.scheduler.unhold(pid)
+        self._save(process)
 
     def set_priority(self, pid: int, priority: int) -> None:
         process = self.get(pid)

@@ -83,6 +83,8 @@ class SavedProcess:
     context_tokens: int = 0
     """Context RAM the process held when last counted."""
     budget: int = 0
+    suspended: bool = False
+    """The user had suspended it (it comes back suspended)."""
     damage: str = ""
     """What could not be read (the rest was)."""
     log_bytes: int = 0
@@ -251,6 +253,7 @@ _SETTABLE = {
     "context_tokens",
     "budget",
     "parent_pid",
+    "suspended",
 }
 
 
@@ -291,6 +294,7 @@ def snapshot_records(saved: SavedProcess) -> list[dict[str, Any]]:
             "ended_at": saved.ended_at,
             "context_tokens": saved.context_tokens,
             "budget": saved.budget,
+            "suspended": saved.suspended,
         }
     )
     return records
