@@ -3,6 +3,7 @@ whole rows (the task manager's processes, the ingest panel's files)."""
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any, ClassVar
 
 from PySide6.QtCore import (
@@ -57,3 +58,37 @@ def show_rows(table: QTableView, model: QAbstractItemModel) -> None:
     table.setAlternatingRowColors(True)
     table.setShowGrid(False)
     table.setWordWrap(False)
+
+
+def fit_columns(
+    table: QTableView,
+    widths: Sequence[int],
+    least_needed: Iterable[int],
+    *,
+    keep: int = 0,
+    hidden: Collection[int] = (),
+) -> None:
+    """Hide ``table``'s least needed columns (in that order) that do not fit its width, rather
+    than scroll the ones that matter out of sight.
+
+    Args:
+        widths: each column's width.
+        keep: pixels to leave over (for a stretched last column's text).
+        hidden: columns hidden whatever the width.
+    """
+    # The table's new width (its viewport follows only after a resize event).
+    room = table.width() - 2 * table.frameWidth() - keep
+    if table.verticalScrollBar().isVisible():
+        room -= table.verticalScrollBar().width()
+    hide = set(hidden)
+    needed = sum(width for column, width in enumerate(widths) if column not in hide)
+    for column in least_needed:
+        if needed <= room:
+            break
+        if column not in hide:
+            hide.add(column)
+            needed -= widths[column]
+    header = table.horizontalHeader()
+    for column in range(len(widths)):
+        if header.isSectionHidden(column) != (column in hide):
+            header.setSectionHidden(column, column in hide)

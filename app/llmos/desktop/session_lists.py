@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from llmos.desktop.bridge import KernelBridge
-from llmos.desktop.row_table import show_rows
+from llmos.desktop.row_table import fit_columns, show_rows
 from llmos.desktop.session import DesktopSession, KernelNotRunning
 from llmos.desktop.session_models import (
     SORT_ROLE,
@@ -157,20 +157,13 @@ class SessionTable(QWidget):
     def _fit_columns(self) -> None:
         """Hide the least needed columns that would push the first line out of a narrow
         panel, and the Problem column while nothing is damaged."""
-        model, header = self.model, self.table.horizontalHeader()
-        hidden = set()
-        if "Problem" in model.columns and not any(map(problem_text, model.infos)):
-            hidden.add("Problem")
-        room = self.table.width() - 2 * self.table.frameWidth() - FIRST_LINE_ROOM
-        needed = sum(w for title, w in self._widths.items() if title not in hidden)
-        for title in model.least_needed:
-            if needed <= room:
-                break
-            hidden.add(title)
-            needed -= self._widths[title]
-        for column, title in enumerate(model.columns):
-            if header.isSectionHidden(column) != (title in hidden):
-                header.setSectionHidden(column, title in hidden)
+        columns = self.model.columns
+        hidden = []
+        if "Problem" in columns and not any(map(problem_text, self.model.infos)):
+            hidden.append(columns.index("Problem"))
+        least = [columns.index(title) for title in self.model.least_needed]
+        widths = [self._widths[title] for title in columns]
+        fit_columns(self.table, widths, least, keep=FIRST_LINE_ROOM, hidden=hidden)
 
     def _action(self, name: str, text: str, tip: str, slot: Any, keys: tuple[Any, ...]) -> QAction:
         act = QAction(icon(name), text, self)

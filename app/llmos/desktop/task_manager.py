@@ -46,7 +46,7 @@ from llmos.desktop.process_table import (
     ProcessTableModel,
 )
 from llmos.desktop.ram_bar import RamDelegate, human_bytes, human_tokens
-from llmos.desktop.row_table import show_rows
+from llmos.desktop.row_table import fit_columns, show_rows
 from llmos.desktop.session import DesktopSession, KernelNotRunning
 from llmos.desktop.session_lists import HIBERNATE_SHORTCUT, SessionLists
 from llmos.desktop.theme import icon
@@ -195,22 +195,7 @@ class TaskManager(QWidget):
     def _fit_columns(self) -> None:
         """Hide the least needed columns that do not fit (a narrow dock, the memory explorer
         beside it) rather than scroll the ones that matter out of sight."""
-        table = self.table
-        header = table.horizontalHeader()
-        # The table's new width (its viewport follows only after this event).
-        room = table.width() - 2 * table.frameWidth()
-        if table.verticalScrollBar().isVisible():
-            room -= table.verticalScrollBar().width()
-        needed = sum(self._widths)
-        hidden = set()
-        for column in LEAST_NEEDED:
-            if needed <= room:
-                break
-            hidden.add(column)
-            needed -= self._widths[column]
-        for column in range(len(COLUMNS)):
-            if header.isSectionHidden(column) != (column in hidden):
-                header.setSectionHidden(column, column in hidden)
+        fit_columns(self.table, self._widths, LEAST_NEEDED)
 
     def _on_section_resized(self, column: int, _old: int, new: int) -> None:
         # The user's widths count; the stretched last column's does not.
