@@ -88,3 +88,27 @@ async def test_help_completion_and_mistakes(shell):
     assert shell.complete("kill ") == ["kill 1"]
     assert await shell.complete_path("cat /Documents/") == ["cat /Documents/vault.md"]
     assert "chat" in await shell.run("apps") and "fake-chat:1b" in await shell.run("models")
+
+
+async def test_ps_a_lists_the_saved_processes_too(driver, tmp_path):
+    from llmos.apps.registry import AppRegistry
+    from llmos.kernel.kernel import Kernel
+    from llmos.kernel.sessions import SessionStore
+    from llmos.resources import resource_path
+
+    kernel = Kernel(
+        driver, apps=AppRegistry([resource_path("apps")]), sessions=SessionStore(tmp_path / "s")
+    )
+    shell = Shell(kernel)
+    ended = await kernel.spawn("writer")
+    await kernel.send(ended.pid, "A title")
+    kernel.exit(ended.pid)
+    asleep = await kernel.spawn("chat")
+    await kernel.hibernate(asleep.pid)
+    live = await kernel.spawn("coder")
+    plain, every = await shell.run("ps"), await shell.run("ps -a")
+    assert str(live.pid) in plain and "hibernated" not in plain
+    rows = {line.split()[0]: line for line in every.splitlines()[1:]}
+    assert "ended" in rows[str(ended.pid)] and "hibernated" in rows[str(asleep.pid)]
+    assert "ready" in rows[str(live.pid)]  # listed once, as it runs
+    await kernel.shutdown()

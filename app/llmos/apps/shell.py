@@ -9,6 +9,7 @@ memory paths. Qt-free: the desktop's Shell window and tests drive it alike.
 
 from __future__ import annotations
 
+import asyncio
 import shlex
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
@@ -29,7 +30,7 @@ MemoryOpener = Callable[[], Awaitable["LongTermMemory"]]
 CAT_CHARS = 8000
 
 HELP = {
-    "ps": "processes: pid, app, state, context RAM, model",
+    "ps [-a]": "processes: pid, app, state, context RAM, model (-a: saved ones too)",
     "top": "processes by speed: tokens/s, model calls, generated tokens",
     "free": "context RAM by process, and the total",
     "kill PID": "end a process (and the children it started)",
@@ -116,6 +117,23 @@ class Shell:
                     process.model,
                 )
             )
+        store = self.kernel.sessions
+        if "-a" in args and store is not None:  # the data dir's saved processes too
+            live = {p.pid for p in self._alive()}
+            for info in await asyncio.to_thread(store.list):
+                if info.pid in live:
+                    continue
+                context = f"{human_tokens(info.context_tokens)} / {human_tokens(info.budget)}"
+                rows.append(
+                    (
+                        str(info.pid),
+                        str(info.parent_pid or "-"),
+                        info.app_name,
+                        info.status,
+                        f"{context} tokens" if info.budget else "-",
+                        info.model or "-",
+                    )
+                )
         return _table(rows) if len(rows) > 1 else "No processes are running."
 
     async def _cmd_top(self, args: list[str]) -> str:
