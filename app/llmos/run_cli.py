@@ -210,7 +210,7 @@ async def _process_for(
         )
     chosen = getattr(args, "model", None)  # only a model asked for on this command line
     if saved.status == "ended":
-        process = await kernel.reopen(pid)
+        process = await kernel.reopen(saved)
         print(
             f"llmos: process {pid} had ended; its conversation goes on as process {process.pid}.",
             file=sys.stderr,

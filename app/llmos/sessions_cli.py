@@ -84,7 +84,8 @@ def _row(info: SessionInfo) -> tuple[str, ...]:
 
 async def _remove(store: SessionStore, pids: list[int], yes: bool) -> int:
     """Delete saved processes after asking; 1 when some could not be deleted."""
-    infos = [await asyncio.to_thread(store.info, pid) for pid in pids if pid in store.pids()]
+    saved = set(await asyncio.to_thread(store.pids))
+    infos = [await asyncio.to_thread(store.info, pid) for pid in pids if pid in saved]
     missing = sorted(set(pids) - {info.pid for info in infos})
     for pid in missing:
         print(f"llmos: there is no saved process {pid} (see llmos ps --all).", file=sys.stderr)

@@ -381,3 +381,19 @@ async def test_a_process_the_user_suspended_comes_back_suspended(boot):
     assert back.state is ProcessState.READY
     other = await again.restore(await again.load_saved(awake.pid))
     assert other.state is ProcessState.READY
+
+
+async def test_after_a_crash_a_parent_comes_back_with_its_children(boot, tmp_path):
+    kernel = boot()
+    parent = await kernel.spawn("planner")
+    child = await kernel.spawn("writer", parent_pid=parent.pid)
+    await kernel.spawn("coder", parent_pid=parent.pid, detached=True)
+    await kernel.send(child.pid, "Draft one line")
+    await kernel.sessions.writer.flush()
+    crashed = tmp_path / "crashed"  # the files as a kill -9 leaves them
+    shutil.copytree(kernel.sessions.root, crashed)
+    after = boot(crashed)
+    back = await after.restore(await after.load_saved(parent.pid))
+    again = after.get(child.pid)
+    assert again.alive and again.parent_pid == back.pid
+    assert [p.pid for p in after.processes] == [parent.pid, child.pid]  # not the detached one

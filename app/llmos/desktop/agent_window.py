@@ -168,7 +168,7 @@ class AgentWindow(AgentTurns, QWidget):
         if self.chat.messages:
             self.starters.hide()
         if reopen:
-            self._starter = lambda kernel: kernel.reopen(saved.pid)
+            self._starter = lambda kernel: kernel.reopen(saved)
         else:
             self._starter = lambda kernel: kernel.restore(saved)
             self.setWindowTitle(f"{self.manifest.name} \u00b7 {saved.pid}")

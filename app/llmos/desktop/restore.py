@@ -11,12 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from llmos.apps.manifest import AppManifest
-from llmos.apps.registry import AppNotFound, AppRegistry
+from llmos.apps.registry import AppRegistry
 from llmos.desktop.chat_view import ChatView
 from llmos.drivers.base import Message
+from llmos.kernel.hibernation import app_of
 from llmos.kernel.sessions import SavedProcess, SessionError, SessionStore
 
 INTERRUPTED = "Interrupted: this answer was not finished."
@@ -70,20 +69,12 @@ def stacking(saved: list[SavedProcess]) -> list[SavedProcess]:
 
 def manifest_of(saved: SavedProcess, apps: AppRegistry) -> AppManifest:
     """The app to show ``saved`` with: the installed one, or (removed, disabled) the one it
-    started with.
+    started with (the kernel's own choice, :func:`~llmos.kernel.hibernation.app_of`).
 
     Raises:
         SessionError: neither can be read.
     """
-    try:
-        return apps.get(saved.app_id)
-    except AppNotFound:
-        try:
-            return AppManifest.model_validate(saved.app)
-        except ValidationError:
-            raise SessionError(
-                f"Process {saved.pid}'s app '{saved.app_id}' cannot be read back."
-            ) from None
+    return app_of(saved, apps)[0]
 
 
 def show_conversation(chat: ChatView, saved: SavedProcess, name: str) -> None:

@@ -65,8 +65,10 @@ class Hibernation:
         def _end(self, process: Process, reason: str) -> None: ...
         def suspend(self, pid: int) -> None: ...
         def resume(self, pid: int) -> None: ...
-        @staticmethod
-        def _check_capabilities(app: AppManifest, info: ModelInfo, needs: set[str]) -> None: ...
+        def children(self, pid: int) -> list[Process]: ...
+        async def choose_model(
+            self, app: AppManifest, override: str | None = None
+        ) -> ModelInfo: ...
 
     sessions: SessionStore | None
     _settling: set[asyncio.Task[None]]
@@ -89,7 +91,7 @@ class Hibernation:
             return
         pid = process.pid
         store.writer.call(lambda: store.claim(pid))
-        journal = ProcessJournal(store, process)
+        journal = ProcessJournal(store, process, self._sleeps_with)
         process._journal = journal
         journal.begin(process)
 
@@ -192,10 +194,10 @@ class Hibernation:
         if current is not None:  # it ended here: let its end be written and its lock go
             await self.settled()
             await store.writer.flush()
-        manifest, held = self._app_of(saved)
+        manifest, held = app_of(saved, self.apps)
         info: ModelInfo | None = None
         try:
-            info = await self._model_for(manifest, model or saved.model)
+            info = await self.choose_model(manifest, model or saved.model)
         except (ModelNotFound, KernelError) as error:
             held = held or _model_gone(saved.model, self.driver.location, error)
         store.claim(saved.pid)
@@ -205,7 +207,7 @@ class Hibernation:
             store.release(saved.pid)
             raise
         process.held = held
-        journal = ProcessJournal(store, process)
+        journal = ProcessJournal(store, process, self._sleeps_with)
         store.tidy(saved)
         journal.adopt(process, saved.transcript, journal.fields(process))
         process._journal = journal
@@ -226,20 +228,27 @@ class Hibernation:
             log.info("pid %d restored, held: %s", process.pid, held)
         self._account(process)
         self._save(process, info=True)
-        await self._restore_children(process.pid)
+        await self._restore_children(saved)
         return process
 
-    async def _restore_children(self, pid: int) -> None:
-        """Bring back the processes ``pid`` started that slept with it."""
-        store = self._store()
-        infos = await asyncio.to_thread(store.list, ended=False)
-        for info in infos:
-            known = self._processes.get(info.pid)
-            if info.parent_pid == pid and info.resumable and not (known and known.alive):
-                try:
-                    await self.restore(await self.load_saved(info.pid))
-                except (KernelError, DriverError) as error:
-                    log.warning("pid %d: its child %d stays asleep (%s)", pid, info.pid, error)
+    async def _restore_children(self, saved: SavedProcess) -> None:
+        """Bring back the processes ``saved`` started that slept with it."""
+        for pid in saved.children:
+            known = self._processes.get(pid)
+            if known is not None and known.alive:
+                continue
+            try:
+                child = await self.load_saved(pid)
+                if child.status != "ended":  # it may have ended after its parent last wrote
+                    await self.restore(child)
+            except (KernelError, DriverError) as error:
+                log.warning("pid %d: its child %d stays asleep (%s)", saved.pid, pid, error)
+        parent = self._processes.get(saved.pid)
+        if saved.children and parent is not None:
+            self._save(parent)  # the children that came back
+
+    def _sleeps_with(self, pid: int) -> list[int]:
+        return [child.pid for child in self.children(pid) if not child.detached]
 
     async def revive(self, pid: int, *, model: str | None = None) -> Process:
         """Let a held process run again: on ``model`` (another one, when its own is gone),
@@ -254,7 +263,7 @@ class Hibernation:
             manifest = self.apps.get(process.app.id)
         except AppNotFound as error:
             raise KernelError(str(error)) from None
-        info = await self._model_for(manifest, model or process.model)
+        info = await self.choose_model(manifest, model or process.model)
         await self.driver.prepare(info.name)
         process.app = manifest
         process.model = info.name
@@ -267,15 +276,17 @@ class Hibernation:
         self._save(process, info=True)
         return process
 
-    async def reopen(self, pid: int) -> Process:
+    async def reopen(self, saved: SavedProcess | int) -> Process:
         """Start a new process with an ended (or hibernated) process's conversation, summary
-        and core memory; its evicted turns stay where they are in long-term memory.
+        and core memory (``saved``, or read by pid); its evicted turns stay where they are in
+        long-term memory.
 
         Raises:
             SessionError: the saved process cannot be read.
         """
         store = self._store()
-        saved = await self.load_saved(pid)
+        if isinstance(saved, int):
+            saved = await self.load_saved(saved)
         new_pid = await self._new_pid()
         copy = dataclasses.replace(
             saved,
@@ -290,6 +301,7 @@ class Hibernation:
             ended_at=None,
             window=None,
             parent_pid=None,
+            children=[],
             damage="",
         )
         if saved.partial:
@@ -307,28 +319,6 @@ class Hibernation:
         if self.sessions is None:
             raise KernelError("This kernel keeps no sessions (it has no data dir).")
         return self.sessions
-
-    def _app_of(self, saved: SavedProcess) -> tuple[AppManifest, str]:
-        """The app to restore ``saved`` with, and why it cannot run ("" when it can)."""
-        try:
-            return self.apps.get(saved.app_id), ""
-        except AppNotFound as error:
-            try:
-                manifest = AppManifest.model_validate(saved.app)
-            except ValidationError:
-                raise SessionDamaged(
-                    saved.pid, f"its app '{saved.app_id}' cannot be read back"
-                ) from None
-            if isinstance(error, AppDisabled):
-                why = f"The app {manifest.name} is disabled: enable it in the App Store"
-            else:
-                why = f"The app {manifest.name} was removed: install it again from the App Store"
-            return manifest, f"{why} to go on. The conversation is kept."
-
-    async def _model_for(self, app: AppManifest, name: str) -> ModelInfo:
-        info = await self.driver.model_info(name)
-        self._check_capabilities(app, info, set(app.model.requires))
-        return info
 
     def _rebuild(
         self, saved: SavedProcess, manifest: AppManifest, info: ModelInfo | None
@@ -376,3 +366,26 @@ def _model_gone(model: str, location: str, error: Exception) -> str:
             f"to go on (or pull it: llmos models pull {model}). The conversation is kept."
         )
     return f"{error} The conversation is kept."
+
+
+def app_of(saved: SavedProcess, apps: AppRegistry) -> tuple[AppManifest, str]:
+    """The app to bring ``saved`` back with: the installed one, or (removed, disabled) the one
+    it started with; and why it cannot run ("" when it can).
+
+    Raises:
+        SessionDamaged: neither can be read.
+    """
+    try:
+        return apps.get(saved.app_id), ""
+    except AppNotFound as error:
+        try:
+            manifest = AppManifest.model_validate(saved.app)
+        except ValidationError:
+            raise SessionDamaged(
+                saved.pid, f"its app '{saved.app_id}' cannot be read back"
+            ) from None
+        if isinstance(error, AppDisabled):
+            why = f"The app {manifest.name} is disabled: enable it in the App Store"
+        else:
+            why = f"The app {manifest.name} was removed: install it again from the App Store"
+        return manifest, f"{why} to go on. The conversation is kept."

@@ -11,6 +11,7 @@ most every :data:`~llmos.kernel.sessions.CHECKPOINT_SECONDS`.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from llmos.drivers.base import Message
@@ -30,11 +31,20 @@ _DURABLE = {"status", "model", "window", "summary", "core", "first_turn", "pinne
 class ProcessJournal:
     """Writes one process's changes to its session log (through the store's writer)."""
 
-    def __init__(self, store: SessionStore, process: Process, status: str = "running") -> None:
+    def __init__(
+        self,
+        store: SessionStore,
+        process: Process,
+        children: Callable[[int], list[int]] = lambda pid: [],
+    ) -> None:
+        """Args:
+        children: the pids of the live processes a pid started that sleep and wake with
+            it (not detached ones)."""
         self.store = store
+        self._children = children
         self.pid = process.pid
         self.path = store.log_path(process.pid)
-        self.status = status
+        self.status = "running"
         self._persisted: list[Message] = []
         self._fields: dict[str, Any] = {}
         self._pending = ""
@@ -186,10 +196,13 @@ class ProcessJournal:
             "context_tokens": usage.used if usage is not None else 0,
             "budget": process.budget,
             "parent_pid": process.parent_pid,
-            # As it was when it ended: it sleeps as the user left it.
+            # As they were when it ended: it sleeps as the user left it, with its children.
             "suspended": (process.state is ProcessState.SUSPENDED and not process.held)
             if process.alive
             else self._fields.get("suspended", False),
+            "children": self._children(process.pid)
+            if process.alive
+            else self._fields.get("children", []),
         }
 
     def info(self, process: Process) -> SessionInfo:

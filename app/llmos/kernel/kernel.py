@@ -172,6 +172,9 @@ class Kernel(TurnMachine, Hibernation):
         process.tools = self.syscalls.tools(process, info.parameter_size)
         self._open_journal(process)
         self._processes[process.pid] = process
+        parent = self._processes.get(parent_pid or 0)
+        if parent is not None and not detached:
+            self._save(parent)  # it sleeps and wakes with its parent
         self.bus.publish(
             ProcessSpawned(
                 process.pid, manifest.id, process.model, process.priority, process.parent_pid
@@ -609,6 +612,9 @@ class Kernel(TurnMachine, Hibernation):
         self.bus.publish(ProcessStateChanged(process.pid, old.value, ProcessState.EXITED.value))
         self.bus.publish(ProcessExited(process.pid, reason))
         process._exited.set()
+        parent = self._processes.get(process.parent_pid or 0)
+        if parent is not None and parent.alive and reason != HIBERNATED:
+            self._save(parent)  # its children changed
         self._settle_later(process, reason)
 
 

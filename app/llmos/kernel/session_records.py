@@ -85,6 +85,8 @@ class SavedProcess:
     budget: int = 0
     suspended: bool = False
     """The user had suspended it (it comes back suspended)."""
+    children: list[int] = field(default_factory=list)
+    """The processes it started that sleep and wake with it."""
     damage: str = ""
     """What could not be read (the rest was)."""
     log_bytes: int = 0
@@ -254,6 +256,7 @@ _SETTABLE = {
     "budget",
     "parent_pid",
     "suspended",
+    "children",
 }
 
 
@@ -295,6 +298,7 @@ def snapshot_records(saved: SavedProcess) -> list[dict[str, Any]]:
             "context_tokens": saved.context_tokens,
             "budget": saved.budget,
             "suspended": saved.suspended,
+            "children": saved.children,
         }
     )
     return records
