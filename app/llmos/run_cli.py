@@ -218,10 +218,8 @@ async def _process_for(
     else:
         process = await kernel.restore(saved, model=chosen)
     if process.held:
-        if process.model != saved.model or not chosen:
-            hint = "" if chosen else " (with --model NAME to choose another)"
-            raise KernelError(f"Process {process.pid} cannot go on. {process.held}{hint}")
-        process = await kernel.revive(process.pid, model=chosen)
+        hint = "" if chosen else " (with --model NAME to choose another)"
+        raise KernelError(f"Process {process.pid} cannot go on. {process.held}{hint}")
     if args.priority is not None:
         kernel.set_priority(process.pid, args.priority)
     return process, True

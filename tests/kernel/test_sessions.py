@@ -397,3 +397,17 @@ async def test_after_a_crash_a_parent_comes_back_with_its_children(boot, tmp_pat
     again = after.get(child.pid)
     assert again.alive and again.parent_pid == back.pid
     assert [p.pid for p in after.processes] == [parent.pid, child.pid]  # not the detached one
+
+
+async def test_a_process_restored_on_another_model_keeps_it(boot, driver):
+    driver.models = [FakeModel("old-model", 8192), FakeModel("new-model", 4096)]
+    kernel = boot()
+    process = await kernel.spawn("chat", model="old-model")
+    await kernel.send(process.pid, "hello")
+    await kernel.shutdown()
+    again = boot()
+    back = await again.restore(await again.load_saved(process.pid), model="new-model")
+    assert back.model == "new-model" and back.held == ""
+    await again.shutdown()
+    saved = await boot().load_saved(process.pid)
+    assert (saved.model, saved.budget) == ("new-model", 4096)

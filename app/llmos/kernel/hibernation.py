@@ -185,7 +185,8 @@ class Hibernation:
         Raises:
             SessionBusy: another LLM-OS runs it.
             SessionDamaged: its saved app cannot be read.
-            DriverError: the backend does not answer.
+            DriverError: the backend does not answer, or has no ``model``.
+            NoUsableModel: ``model`` cannot run the app.
         """
         store = self._store()
         current = self._processes.get(saved.pid)
@@ -196,10 +197,13 @@ class Hibernation:
             await store.writer.flush()
         manifest, held = app_of(saved, self.apps)
         info: ModelInfo | None = None
-        try:
-            info = await self.choose_model(manifest, model or saved.model)
-        except (ModelNotFound, KernelError) as error:
-            held = held or _model_gone(saved.model, self.driver.location, error)
+        if model is not None:  # asked for by name: if it cannot run the app, say so
+            info = await self.choose_model(manifest, model)
+        else:
+            try:
+                info = await self.choose_model(manifest, saved.model)
+            except (ModelNotFound, KernelError) as error:
+                held = held or _model_gone(saved.model, self.driver.location, error)
         store.claim(saved.pid)
         try:
             process = self._rebuild(saved, manifest, info)
@@ -209,7 +213,7 @@ class Hibernation:
         process.held = held
         journal = ProcessJournal(store, process, self._sleeps_with)
         store.tidy(saved)
-        journal.adopt(process, saved.transcript, journal.fields(process))
+        journal.adopt(process, saved.transcript)
         process._journal = journal
         if saved.partial:
             # The answer a crash cut: kept, marked interrupted.

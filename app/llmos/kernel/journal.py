@@ -74,11 +74,12 @@ class ProcessJournal:
         self.store.writer.append(self.path, [encode(record)])
         self.sync(process)  # its info comes with its first answer (the log stands in)
 
-    def adopt(self, process: Process, transcript: list[Message], fields: dict[str, Any]) -> None:
+    def adopt(self, process: Process, transcript: list[Message]) -> None:
         """Continue a log that already holds ``transcript`` (the process's history is its
-        tail) and ``fields`` (as :meth:`fields` gives them)."""
+        tail). Its other fields are all written again at the next sync (the process may come
+        back on another model, with another budget...)."""
         self._persisted = list(process.history)
-        self._fields = dict(fields)
+        self._fields = {}
         users = [m for m in transcript if m.get("role") == "user"]
         self._turns = len(users)
         self._first = first_line(str(users[0].get("content") or "")) if users else ""

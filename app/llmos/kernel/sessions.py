@@ -160,10 +160,6 @@ class SessionStore:
         if lock is not None:
             lock.release()
 
-    def claimed(self, pid: int) -> bool:
-        """True while this program holds ``pid``."""
-        return pid in self._claims
-
     def in_use(self, pid: int) -> bool:
         """True while some LLM-OS (this one included) runs ``pid``."""
         if pid in self._claims:

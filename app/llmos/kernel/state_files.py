@@ -141,20 +141,17 @@ class Writer:
     Appends are written at once (a killed program keeps them) and synced in groups: at most
     :data:`GROUP_COMMIT_SECONDS` later, with whatever came meanwhile. Replacements that need
     no sync are written then too, only the last of each file. :meth:`flush` writes and syncs
-    everything at once. A write that fails is logged and reported to ``on_error`` (the file's
-    path and the error); later writes still run.
+    everything at once. A write that fails is logged; later writes still run.
     """
 
-    def __init__(self, on_error: Callable[[Path, OSError], None] | None = None) -> None:
+    def __init__(self) -> None:
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._on_error = on_error
         self._files: dict[Path, IO[bytes]] = {}
         self._closing: list[IO[bytes]] = []
         """Files closed with appends not yet synced (synced, then closed, with the group)."""
         self._thread: threading.Thread | None = None
         self._stopped = False
         self._lock = threading.Lock()
-        self.failures = 0
 
     def append(self, path: Path, lines: Iterable[bytes], *, sync: bool = True) -> None:
         """Queue lines to append to the log at ``path``.
@@ -327,10 +324,7 @@ class Writer:
                 file.close()
 
     def _failed(self, path: Path, error: OSError) -> None:
-        self.failures += 1
         log.warning("could not write %s (%s)", path, error.strerror or error)
-        if self._on_error is not None:
-            self._on_error(path, error)
 
 
 @dataclass(slots=True)
