@@ -212,6 +212,9 @@ class SessionStore:
     def info(self, pid: int) -> SessionInfo:
         """``pid``'s line in the lists (blocking); a damaged session gives a ``damaged`` line."""
         self.writer.flush_now()
+        return self._info(pid)
+
+    def _info(self, pid: int) -> SessionInfo:
         status_now = "running" if self.in_use(pid) else None
         try:
             if not log_begins(self.log_path(pid)):
@@ -235,7 +238,8 @@ class SessionStore:
 
     def list(self, *, ended: bool = True) -> list[SessionInfo]:
         """Every session's line, oldest first (blocking)."""
-        infos = [self.info(pid) for pid in self.pids()]
+        self.writer.flush_now()
+        infos = [self._info(pid) for pid in self.pids()]
         return [i for i in infos if ended or i.status != "ended"]
 
     # -- writing -----------------------------------------------------------------------------
